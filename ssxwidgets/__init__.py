@@ -1,0 +1,32 @@
+"""ssxwidgets: interactive widgets that explain TensorFlow models.
+
+Usage::
+
+    import ssxwidgets as ssx
+    ssx.explain(model, image)                          # a widget
+    exp = ssx.attribute(model, images, method="lime")  # an Explanation
+    for partial in ssx.stream(model, image, method="rise"):
+        ...
+"""
+
+from . import targets
+from ._errors import Cancelled, SsxWarning
+from ._version import __version__
+from .api import attribute, explain, stream
+from .explanation import Explanation
+from .methods import METHOD_NAMES
+from .models import ModelAdapter, adapt
+
+__all__ = [
+    "METHOD_NAMES",
+    "Cancelled",
+    "Explanation",
+    "ModelAdapter",
+    "SsxWarning",
+    "__version__",
+    "adapt",
+    "attribute",
+    "explain",
+    "stream",
+    "targets",
+]
