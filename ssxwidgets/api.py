@@ -94,8 +94,7 @@ def stream(
     between batches; once it returns ``True`` the stream ends quietly within
     one batch.
     """
-    request = prepare(model, inputs, method, target, seed=seed, cancel=cancel,
-                      **params)
+    request = prepare(model, inputs, method, target, seed=seed, cancel=cancel, **params)
     return _run(request)
 
 
@@ -106,11 +105,18 @@ def _run(request: Request) -> Iterator[Explanation]:
     try:
         yield from run(request)
     except Cancelled:
-        logger.info("%s cancelled after %s evaluations", request.spec.name,
-                    request.n_evaluations)
+        logger.info(
+            "%s cancelled after %s evaluations",
+            request.spec.name,
+            request.n_evaluations,
+        )
         return
-    logger.info("%s finished: %s evaluations in %.3f s", request.spec.name,
-                request.n_evaluations, time.perf_counter() - started)
+    logger.info(
+        "%s finished: %s evaluations in %.3f s",
+        request.spec.name,
+        request.n_evaluations,
+        time.perf_counter() - started,
+    )
 
 
 def attribute(
@@ -142,12 +148,12 @@ def attribute(
     **params
         The method's parameters (``n_steps``, ``n_samples``, ``baseline``...).
     """
-    last = None
-    for last in stream(model, inputs, method, target, seed=seed, **params):
-        pass
-    if last is None:  # pragma: no cover - a method always yields
+    result = None
+    for partial in stream(model, inputs, method, target, seed=seed, **params):
+        result = partial
+    if result is None:  # pragma: no cover - a method always yields
         raise RuntimeError(f"{method} produced no result")
-    return last
+    return result
 
 
 def explain(model: Any, inputs: Any, method: str | None = None, **kwargs: Any) -> Any:
@@ -178,8 +184,15 @@ def _problem_cache(adapter: ModelAdapter, request: Request) -> dict[str, Any]:
     digest.update(request.inputs.tobytes())
     digest.update(request.target.weights.tobytes())
     settings = {k: v for k, v in request.params.items() if k != "n_samples"}
-    digest.update(repr((request.spec.name, request.seed, sorted(
-        (k, _fingerprint(v)) for k, v in settings.items()))).encode())
+    digest.update(
+        repr(
+            (
+                request.spec.name,
+                request.seed,
+                sorted((k, _fingerprint(v)) for k, v in settings.items()),
+            )
+        ).encode()
+    )
     key = digest.hexdigest()
     cache = caches.pop(key, None) or {}
     caches[key] = cache

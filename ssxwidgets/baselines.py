@@ -65,8 +65,10 @@ def _named(name: str, inputs: np.ndarray, seed: int | None) -> np.ndarray:
         from skimage.filters import gaussian
 
         sigma = max(inputs.shape[1], inputs.shape[2]) / 10.0
-        blurred = [gaussian(image, sigma=sigma, channel_axis=-1,
-                            preserve_range=True) for image in inputs]
+        blurred = [
+            gaussian(image, sigma=sigma, channel_axis=-1, preserve_range=True)
+            for image in inputs
+        ]
         return np.stack(blurred).astype(np.float32)
     if name == "uniform":
         rng = np.random.default_rng(seed)

@@ -44,8 +44,14 @@ def quickstart_path(folder: Path) -> Path:
 def lab_command(notebook: Path, folder: Path, port: int | None) -> list[str]:
     """The ``jupyter lab`` command line serving `notebook` on 127.0.0.1."""
     command = [
-        sys.executable, "-m", "jupyter", "lab", str(notebook.relative_to(folder)),
-        "--ip=127.0.0.1", "--no-browser", f"--ServerApp.root_dir={folder}",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        str(notebook.relative_to(folder)),
+        "--ip=127.0.0.1",
+        "--no-browser",
+        f"--ServerApp.root_dir={folder}",
     ]
     if port is not None:
         command.append(f"--port={port}")
@@ -61,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="open JupyterLab on the quickstart")
     demo.add_argument("--port", type=int, default=None)
-    demo.add_argument("--dir", type=Path, default=Path.cwd(),
-                      help="folder to serve (default: the current one)")
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=Path.cwd(),
+        help="folder to serve (default: the current one)",
+    )
     args = parser.parse_args(argv)
 
     folder = args.dir.resolve()

@@ -127,8 +127,9 @@ class JobRunner:
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name=self._name,
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name=self._name, daemon=True
+            )
             self._thread.start()
 
     def _loop(self) -> None:

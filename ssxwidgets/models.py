@@ -144,8 +144,9 @@ class ModelAdapter:
         class_names: list[str] | None = None,
         input_shape: tuple[int | None, ...] | None = None,
     ) -> None:
-        if batch_size is not None and (not isinstance(batch_size, int)
-                                       or batch_size < 1):
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
         if output_kind not in (None, "classes", "embedding"):
             raise ValueError(
@@ -172,8 +173,12 @@ class ModelAdapter:
                 SsxWarning,
                 stacklevel=3,
             )
-        logger.info("adapted %s model (%s) on %s", self.kind,
-                    type(self.model).__name__, self.device)
+        logger.info(
+            "adapted %s model (%s) on %s",
+            self.kind,
+            type(self.model).__name__,
+            self.device,
+        )
 
     # -- what the model is -------------------------------------------------
 
@@ -306,9 +311,7 @@ class ModelAdapter:
         array = self._fit_rank(array)
         if array.size and not np.isfinite(array).all():
             count = int((~np.isfinite(array)).sum())
-            raise ValueError(
-                f"inputs must be finite; got {count} NaN or Inf value(s)"
-            )
+            raise ValueError(f"inputs must be finite; got {count} NaN or Inf value(s)")
         if len(array) == 0:
             raise ValueError("inputs are empty: expected at least one input")
         return array
@@ -326,8 +329,8 @@ class ModelAdapter:
         if array.ndim == rank:
             array = array[None]
         if array.ndim != rank + 1 or any(
-            e is not None and e != a for e, a in zip(expected, array.shape[1:],
-                                                     strict=True)
+            e is not None and e != a
+            for e, a in zip(expected, array.shape[1:], strict=True)
         ):
             want = ", ".join("?" if d is None else str(d) for d in expected)
             raise ValueError(
@@ -525,16 +528,18 @@ class ModelAdapter:
                 raise Cancelled()
             stop = min(n, start + self.batch_size)
             rows = stop - start
-            batch = [_pad(a[start:stop], _bucket(rows, self.batch_size))
-                     for a in arrays]
+            batch = [
+                _pad(a[start:stop], _bucket(rows, self.batch_size)) for a in arrays
+            ]
             try:
                 results = fn(*[tf.constant(b) for b in batch])
             except tf.errors.ResourceExhaustedError:
                 if self.batch_size == 1:
                     raise
                 self._batch_size = max(1, self.batch_size // 2)
-                logger.warning("out of memory; batch size halved to %s",
-                               self._batch_size)
+                logger.warning(
+                    "out of memory; batch size halved to %s", self._batch_size
+                )
                 continue
             pieces.append([r.numpy()[:rows] for r in results])
             self._count(rows)
@@ -546,7 +551,7 @@ class ModelAdapter:
         for start in range(0, len(inputs), self.batch_size):
             if cancel is not None and cancel():
                 raise Cancelled()
-            batch = inputs[start:start + self.batch_size]
+            batch = inputs[start : start + self.batch_size]
             result = np.asarray(self._call(batch), np.float32)
             if len(result) != len(batch):
                 raise ValueError(

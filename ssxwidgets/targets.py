@@ -65,8 +65,9 @@ class BoundTarget:
     def take(self, rows: np.ndarray) -> BoundTarget:
         """The target for a subset (or repetition) of the inputs."""
         classes = None if self.classes is None else self.classes[rows]
-        return BoundTarget(self.weights[rows], self.normalize, self.description,
-                           classes)
+        return BoundTarget(
+            self.weights[rows], self.normalize, self.description, classes
+        )
 
     def reduce(self, outputs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Scalars `(M,)` from raw model outputs `(M, K)` in numpy.
@@ -125,8 +126,12 @@ class ClassTarget(Target):
                 f"{n_outputs} outputs; got {int(classes[bad][0])}"
             )
         description = _class_description(adapter, classes)
-        return BoundTarget(_one_hot(classes, n_outputs), False, description,
-                           classes.astype(np.int64).copy())
+        return BoundTarget(
+            _one_hot(classes, n_outputs),
+            False,
+            description,
+            classes.astype(np.int64).copy(),
+        )
 
     def __repr__(self) -> str:
         return f"ClassTarget({self.index!r})"
@@ -164,8 +169,9 @@ class EmbeddingSimilarity(Target):
 
     def bind(self, adapter: ModelAdapter, inputs: np.ndarray) -> BoundTarget:
         embeddings = _embed(adapter, inputs, self.metric == "cosine")
-        return BoundTarget(embeddings, self.metric == "cosine",
-                           "similarity to own embedding")
+        return BoundTarget(
+            embeddings, self.metric == "cosine", "similarity to own embedding"
+        )
 
     def __repr__(self) -> str:
         return f"EmbeddingSimilarity(metric={self.metric!r})"
@@ -197,8 +203,7 @@ class Similarity(Target):
             )
         embedding = _embed(adapter, reference, self.metric == "cosine")
         weights = np.repeat(embedding, len(inputs), axis=0)
-        return BoundTarget(weights, self.metric == "cosine",
-                           "similarity to reference")
+        return BoundTarget(weights, self.metric == "cosine", "similarity to reference")
 
     def __repr__(self) -> str:
         return f"Similarity(<reference>, metric={self.metric!r})"

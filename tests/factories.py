@@ -25,8 +25,9 @@ def small_cnn(size: int = 32, n_classes: int = 5, seed: int = 0, channels: int =
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, channels))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu",
-                            name="last_conv")(x)
+    x = keras.layers.Conv2D(
+        16, 3, strides=2, padding="same", activation="relu", name="last_conv"
+    )(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(n_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="small_cnn")
@@ -39,8 +40,9 @@ def small_encoder(size: int = 32, dim: int = 64, seed: int = 0):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
-    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu",
-                            name="last_conv")(x)
+    x = keras.layers.Conv2D(
+        32, 3, strides=2, padding="same", activation="relu", name="last_conv"
+    )(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(dim, name="embedding")(x)
     return keras.Model(inputs, outputs, name="small_encoder")

@@ -27,7 +27,8 @@ def test_all_is_complete_and_sorted(name):
     """Every public module lists its public names in a sorted __all__."""
     module = importlib.import_module(name)
     public = {
-        key for key, value in vars(module).items()
+        key
+        for key, value in vars(module).items()
         if not key.startswith("_")
         and getattr(value, "__module__", name) == name
         and not isinstance(value, type(importlib))
@@ -55,8 +56,9 @@ def test_every_method_name_is_registered():
 def test_unknown_parameter_lists_the_valid_ones():
     """A misspelt parameter is a TypeError naming what the method takes."""
     with pytest.raises(TypeError, match="takes no parameter 'n_step'.*absolute"):
-        ssx.attribute(factories.small_cnn(), factories.images(1),
-                      method="saliency", n_step=3)
+        ssx.attribute(
+            factories.small_cnn(), factories.images(1), method="saliency", n_step=3
+        )
 
 
 def test_unknown_method_lists_the_methods():
@@ -68,8 +70,9 @@ def test_unknown_method_lists_the_methods():
 def test_explanation_carries_its_provenance():
     """What produced a result travels with it: method, target, params, seed,
     device, versions and the evaluations spent."""
-    exp = ssx.attribute(factories.small_cnn(), factories.images(2),
-                        method="saliency", target=1, seed=3)
+    exp = ssx.attribute(
+        factories.small_cnn(), factories.images(2), method="saliency", target=1, seed=3
+    )
     assert exp.method == "saliency" and exp.target == "class 1"
     assert exp.params == {"absolute": True} and exp.seed == 3
     assert exp.device == "CPU" and exp.n_evaluations == 2
@@ -81,8 +84,9 @@ def test_to_shap_keeps_values_and_base_values():
     """to_shap() gives a shap.Explanation with the same arrays."""
     import shap
 
-    exp = ssx.attribute(factories.tabular_mlp(), np.ones((3, 8), np.float32),
-                        method="saliency")
+    exp = ssx.attribute(
+        factories.tabular_mlp(), np.ones((3, 8), np.float32), method="saliency"
+    )
     converted = exp.to_shap()
     assert isinstance(converted, shap.Explanation)
     np.testing.assert_array_equal(converted.values, exp.values)
@@ -91,7 +95,8 @@ def test_to_shap_keeps_values_and_base_values():
 
 def test_map_of_a_table_explains_why_not():
     """.map is for images; on a table it says so and shows the shape."""
-    exp = ssx.attribute(factories.tabular_mlp(), np.ones((1, 8), np.float32),
-                        method="saliency")
+    exp = ssx.attribute(
+        factories.tabular_mlp(), np.ones((1, 8), np.float32), method="saliency"
+    )
     with pytest.raises(ValueError, match=r"\(N, H, W, C\).*\(1, 8\)"):
         _ = exp.map

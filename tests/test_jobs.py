@@ -41,8 +41,9 @@ def test_a_hundred_rapid_changes_leave_the_last_one():
     """100 submissions in a burst end with one job run to completion: the
     last, and with a single worker thread."""
     finished = []
-    runner = JobRunner(lambda job, result: None,
-                       on_done=lambda job, seconds: finished.append(job))
+    runner = JobRunner(
+        lambda job, result: None, on_done=lambda job, seconds: finished.append(job)
+    )
     before = threading.active_count()
     ids = [runner.submit(_counting(i, steps=20)) for i in range(100)]
     assert threading.active_count() <= before + 1
@@ -71,8 +72,10 @@ def test_errors_of_the_newest_job_are_reported():
         yield 1
         raise ValueError("bad baseline")
 
-    runner = JobRunner(lambda job, result: None,
-                       on_error=lambda job, error: errors.append((job, str(error))))
+    runner = JobRunner(
+        lambda job, result: None,
+        on_error=lambda job, error: errors.append((job, str(error))),
+    )
     job = runner.submit(failing)
     assert runner.wait(5)
     assert errors == [(job, "bad baseline")]

@@ -63,8 +63,9 @@ def test_plain_callable_gets_no_gradients(cnn):
     adapter = ModelAdapter(predict, input_shape=(32, 32, 3))
     x = factories.images(3)
     target = ClassTarget(0).bind(adapter, x)
-    np.testing.assert_allclose(adapter.evaluate(x, target), cnn(x).numpy()[:, 0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        adapter.evaluate(x, target), cnn(x).numpy()[:, 0], rtol=1e-5
+    )
     with pytest.raises(TypeError, match="plain Python callable"):
         adapter.gradients(x, target)
 
@@ -90,7 +91,8 @@ def test_inputs_are_prepared_from_what_users_have(cnn):
     assert adapter.prepare_inputs(one).shape == (1, 32, 32, 3)
     assert adapter.prepare_inputs(tf.constant(one)).shape == (1, 32, 32, 3)
     data = tf.data.Dataset.from_tensor_slices(
-        (factories.images(5), np.arange(5))).batch(2)
+        (factories.images(5), np.arange(5))
+    ).batch(2)
     assert adapter.prepare_inputs(data).shape == (5, 32, 32, 3)
 
 
@@ -138,7 +140,7 @@ def test_layer_taps_find_the_last_spatial_layer(cnn):
     adapter = adapt(cnn)
     assert adapter.find_layer() == "last_conv"
     x = factories.images(3)
-    acts, grads, scores = adapter.layer_gradients(x, ClassTarget(0).bind(adapter, x))
+    acts, grads, _scores = adapter.layer_gradients(x, ClassTarget(0).bind(adapter, x))
     assert acts.shape == grads.shape == (3, 16, 16, 16)
     with pytest.raises(ValueError, match="no layer named 'nope'"):
         adapter.find_layer("nope")

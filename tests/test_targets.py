@@ -33,7 +33,7 @@ def _cos(a, b):
 
 
 def test_top_class_is_the_argmax(classifier):
-    """"top" binds each input to its own predicted class."""
+    """ "top" binds each input to its own predicted class."""
     x = factories.images(6)
     bound = TopClass().bind(classifier, x)
     np.testing.assert_array_equal(bound.classes, classifier.predict(x).argmax(1))
@@ -46,8 +46,9 @@ def test_embedding_similarity_is_the_inner_product_with_itself(encoder):
     x = factories.images(3)
     bound = EmbeddingSimilarity().bind(encoder, x)
     embeddings = encoder.predict(x)
-    np.testing.assert_allclose(encoder.evaluate(x, bound),
-                               (embeddings**2).sum(1), rtol=1e-4)
+    np.testing.assert_allclose(
+        encoder.evaluate(x, bound), (embeddings**2).sum(1), rtol=1e-4
+    )
 
 
 def test_similarity_and_corpus_are_cosines(encoder):
@@ -60,8 +61,10 @@ def test_similarity_and_corpus_are_cosines(encoder):
     scores = encoder.evaluate(x, Similarity(ref).bind(encoder, x))
     np.testing.assert_allclose(scores, [_cos(e, e_ref) for e in e_x], rtol=1e-4)
     scores = encoder.evaluate(x, Corpus(corpus, foil).bind(encoder, x))
-    expected = [np.mean([_cos(e, c) for c in e_c]) - np.mean([_cos(e, f) for f in e_f])
-                for e in e_x]
+    expected = [
+        np.mean([_cos(e, c) for c in e_c]) - np.mean([_cos(e, f) for f in e_f])
+        for e in e_x
+    ]
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-6)
 
 

@@ -48,7 +48,9 @@ def get_spec(name: str) -> MethodSpec:
     return spec
 
 
-def get_method(name: str) -> tuple[MethodSpec, Callable[[Request], Iterator[Explanation]]]:
+def get_method(
+    name: str,
+) -> tuple[MethodSpec, Callable[[Request], Iterator[Explanation]]]:
     """The spec and the ``run`` generator of the method called `name`."""
     module = _module(name)
     return module.SPEC, module.run

@@ -103,7 +103,9 @@ class Request:
         """Whether the inputs are images `(N, H, W, C)`."""
         return self.inputs.ndim == 4
 
-    def evaluate(self, inputs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def evaluate(
+        self, inputs: np.ndarray, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """The target's scalars `(M,)` for `inputs` `(M, ...)` (see
         `ModelAdapter.evaluate`)."""
         scores = self.adapter.evaluate(inputs, self.target, rows, cancel=self.cancel)
@@ -120,7 +122,9 @@ class Request:
         return result
 
     def layer_gradients(
-        self, inputs: np.ndarray, rows: np.ndarray | None = None,
+        self,
+        inputs: np.ndarray,
+        rows: np.ndarray | None = None,
         layer: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A layer's activations, gradients there, and scalars (see

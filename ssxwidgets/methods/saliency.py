@@ -27,5 +27,4 @@ def run(request: Request) -> Iterator[Explanation]:
     ``absolute`` (the paper's map), signed otherwise."""
     grads, outputs = request.gradients(request.inputs)
     values = np.abs(grads) if request.params["absolute"] else grads
-    yield request.result(values, base_values=np.zeros_like(outputs),
-                         outputs=outputs)
+    yield request.result(values, base_values=np.zeros_like(outputs), outputs=outputs)
