@@ -9,7 +9,7 @@ Usage::
         ...
 """
 
-from . import targets
+from . import metrics, targets
 from ._errors import Cancelled, SsxWarning
 from ._version import __version__
 from .api import attribute, explain, stream
@@ -27,6 +27,7 @@ __all__ = [
     "adapt",
     "attribute",
     "explain",
+    "metrics",
     "stream",
     "targets",
 ]
