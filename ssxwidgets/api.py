@@ -181,6 +181,7 @@ def _problem_cache(adapter: ModelAdapter, request: Request) -> dict[str, Any]:
         "_problem_caches", OrderedDict()
     )
     digest = hashlib.sha1()
+    digest.update(_weights_fingerprint(adapter.model).encode())
     digest.update(request.inputs.tobytes())
     digest.update(request.target.weights.tobytes())
     settings = {k: v for k, v in request.params.items() if k != "n_samples"}
@@ -199,6 +200,18 @@ def _problem_cache(adapter: ModelAdapter, request: Request) -> dict[str, Any]:
     while len(caches) > _CACHE_SIZE:
         caches.popitem(last=False)
     return cache
+
+
+def _weights_fingerprint(model: Any) -> str:
+    """A digest of a Keras model's weights, so retraining invalidates caches;
+    other models are keyed by identity."""
+    weights = getattr(model, "weights", None)
+    if not weights:
+        return f"model:{id(model)}"
+    digest = hashlib.sha1()
+    for weight in weights:
+        digest.update(np.asarray(weight).tobytes())
+    return digest.hexdigest()
 
 
 def _fingerprint(value: Any) -> str:

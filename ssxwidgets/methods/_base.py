@@ -112,6 +112,13 @@ class Request:
         self.n_evaluations += len(inputs)
         return scores
 
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Raw model outputs `(M, K)`, counted and cancellable (see
+        `ModelAdapter.predict`)."""
+        outputs = self.adapter.predict(inputs, cancel=self.cancel)
+        self.n_evaluations += len(inputs)
+        return outputs
+
     def gradients(
         self, inputs: np.ndarray, rows: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,319 @@
+"""SmoothGrad: the gradient averaged over noisy copies of the input.
+
+Smilkov, Thorat, Kim, Viégas & Wattenberg, "SmoothGrad: removing noise by
+adding noise", 2017 (arXiv:1706.03825). Variants: SmoothGrad-Squared (the
+mean squared gradient; Hooker, Erhan, Kindermans & Kim, "A Benchmark for
+Interpretability Methods in Deep Neural Networks", NeurIPS 2019) and VarGrad
+(the variance of the gradient; Adebayo, Gilmer, Goodfellow & Kim, "Local
+Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter
+Values", 2018).
+
+The sampling is incremental (see `sample_blocks`, which expected gradients
+shares): samples are drawn in fixed blocks of `BLOCK` per input from a
+generator seeded by ``(seed, block, input)``, so the first `k` samples never
+depend on ``n_samples``; raising ``n_samples`` continues from the blocks kept
+in ``request.cache`` and lowering it reuses a prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..explanation import Explanation
+from ._base import (
+    MAX_SAMPLES,
+    MethodSpec,
+    Request,
+    check_count,
+    check_fraction,
+    relative_change,
+)
+
+__all__ = ["BLOCK", "SPEC", "VARIANTS", "Progress", "block_rng", "run", "sample_blocks"]
+
+#: ``"mean"`` (SmoothGrad), ``"squared"`` (SmoothGrad-Squared), ``"variance"``
+#: (VarGrad)
+VARIANTS = ("mean", "squared", "variance")
+
+#: samples per input drawn from one generator; a multiple of small batches
+BLOCK = 16
+
+#: most bytes of per-block sums one problem keeps in ``request.cache``
+_CACHE_BYTES = 64 * 2**20
+
+SPEC = MethodSpec(
+    name="smoothgrad",
+    title="SmoothGrad",
+    needs_gradients=True,
+    defaults={"noise": 0.15, "n_samples": 50, "variant": "mean"},
+    paper="Smilkov et al. 2017, arXiv:1706.03825",
+)
+
+#: ``points(block, input, lo, hi)`` -> the ``hi - lo`` points `(M, ...)` of
+#: samples ``lo..hi-1`` of that block for that input, and what each row's
+#: gradient is multiplied by `(M, D)` (``None``: nothing)
+Points = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]]
+
+
+def run(request: Request) -> Iterator[Explanation]:
+    """Yield SmoothGrad attributions `(N, ...)`, refined block by block.
+
+    Parameters (in ``request.params``)
+    ----------------------------------
+    noise
+        Standard deviation of the Gaussian noise as a fraction of each input's
+        range ``max − min`` (default 0.15; the paper finds 0.1–0.2 best). A
+        constant input uses a range of 1.
+    n_samples
+        Noisy copies per input (default 50); costs ``N * n_samples``
+        gradient evaluations, fewer when a previous run left samples.
+    variant
+        ``"mean"`` (default), ``"squared"`` or ``"variance"``.
+
+    Yields
+    ------
+    Explanation
+        A partial after every batch of blocks evaluated, the last with
+        ``progress == 1``. ``convergence`` is the relative change of the
+        estimate over its last block of `BLOCK` samples. ``outputs`` `(N,)`
+        is ``f(x)``; ``base_values`` is zero (there is no baseline).
+    """
+    params = request.params
+    noise = check_fraction("noise", params["noise"], 0.0, 1.0)
+    n_samples = check_count("n_samples", params["n_samples"], 1, MAX_SAMPLES)
+    variant = params["variant"]
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}"
+        )
+
+    inputs = request.inputs
+    n = len(inputs)
+    shape = inputs.shape[1:]
+    flat = inputs.reshape(n, -1)
+    span = flat.max(axis=1) - flat.min(axis=1)
+    sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)
+    outputs = _outputs(request)
+    base_values = np.zeros(n, np.float32)
+
+    def points(block: int, index: int, lo: int, hi: int) -> tuple[np.ndarray, None]:
+        rng = block_rng(request.seed, "smoothgrad", block, index)
+        eps = rng.standard_normal((BLOCK, flat.shape[1]), np.float32)[lo:hi]
+        return (flat[index] + sigma[index] * eps).reshape(-1, *shape), None
+
+    moments = {"mean": 1, "squared": 2, "variance": 3}[variant]
+    for state in sample_blocks(request, n_samples, points, moments):
+        values = _estimate(state.totals, state.n_done, variant)
+        convergence = None
+        if state.previous is not None:
+            before = _estimate(state.previous, state.previous_n, variant)
+            convergence = relative_change(before, values)
+        yield request.result(
+            values.reshape(inputs.shape),
+            base_values=base_values,
+            outputs=outputs,
+            progress=state.n_done / n_samples,
+            convergence=convergence,
+        )
+
+
+def _estimate(totals: np.ndarray, count: int, variant: str) -> np.ndarray:
+    """The variant's estimate `(N, D)` from the sums of g and/or g²."""
+    if variant == "mean":
+        return totals[0] / count
+    if variant == "squared":
+        return totals[0] / count
+    mean = totals[0] / count
+    return np.maximum(totals[1] / count - mean * mean, 0.0)
+
+
+def _outputs(request: Request) -> np.ndarray:
+    """``f(x)`` `(N,)`, evaluated once per problem."""
+    if "outputs" not in request.cache:
+        request.cache["outputs"] = request.evaluate(request.inputs)
+    outputs: np.ndarray = request.cache["outputs"]
+    return outputs
+
+
+def block_rng(seed: int, tag: str, block: int, index: int) -> np.random.Generator:
+    """The generator of one block of samples of input `index`: the same for
+    the same ``(seed, tag, block, index)`` whatever ``n_samples`` is."""
+    key = int.from_bytes(tag.encode()[:8], "little")
+    return np.random.default_rng([key, seed % 2**64, block, index])
+
+
+@dataclass
+class Progress:
+    """Where `sample_blocks` stands after a step.
+
+    Attributes
+    ----------
+    totals
+        `(n_moments, N, D)` float64: sums over the samples done.
+    n_done
+        Samples per input summed in `totals`.
+    previous
+        The sums before the last block added, or ``None`` after one block.
+    previous_n
+        Samples per input in `previous`.
+    """
+
+    totals: np.ndarray
+    n_done: int
+    previous: np.ndarray | None
+    previous_n: int
+
+
+@dataclass
+class _Block:
+    """Sums over the first `count` samples of one block."""
+
+    count: int
+    sums: np.ndarray  # (n_moments, N, D) float64
+
+
+def sample_blocks(
+    request: Request,
+    n_samples: int,
+    points: Points,
+    moments: int = 1,
+) -> Iterator[Progress]:
+    """Sum per-sample gradients over `n_samples` samples per input, in blocks.
+
+    Parameters
+    ----------
+    request
+        The run; ``request.cache["blocks"]`` keeps the per-block sums between
+        runs of the same problem (within `_CACHE_BYTES`).
+    n_samples
+        Samples per input.
+    points
+        Makes the samples of a block (see `Points`).
+    moments
+        1: sum ``c``; 2: sum ``c²``; 3: both, where ``c`` is the gradient
+        times the multiplier `points` returns.
+
+    Yields
+    ------
+    Progress
+        After every group of blocks that needed evaluations (about one batch
+        of rows, at least one block), and once at the end.
+    """
+    n = len(request.inputs)
+    dim = int(np.prod(request.inputs.shape[1:]))
+    kept: list[_Block] = request.cache.setdefault("blocks", [])
+    n_moments = 2 if moments == 3 else 1
+    totals = np.zeros((n_moments, n, dim), np.float64)
+    previous: np.ndarray | None = None
+    previous_n = done = 0
+    pending: list[tuple[int, int]] = []  # (block, samples wanted)
+    pending_rows = 0
+    n_blocks = math.ceil(n_samples / BLOCK)
+    for block in range(n_blocks):
+        wanted = min(BLOCK, n_samples - block * BLOCK)
+        pending.append((block, wanted))
+        have = kept[block].count if block < len(kept) else 0
+        if have != wanted:
+            pending_rows += n * (wanted if have > wanted else wanted - have)
+        last = block == n_blocks - 1
+        if not last and pending_rows < request.adapter.batch_size:
+            continue
+        computed = pending_rows > 0
+        sums = _sum_blocks(request, pending, kept, points, moments, n_moments)
+        for j, ((_, wanted_done), block_sums) in enumerate(
+            zip(pending, sums, strict=True)
+        ):
+            if j == len(pending) - 1 and done > 0:
+                previous, previous_n = totals.copy(), done
+            totals += block_sums
+            done += wanted_done
+        pending, pending_rows = [], 0
+        if computed or last:
+            yield Progress(totals.copy(), done, previous, previous_n)
+
+
+def _sum_blocks(
+    request: Request,
+    tasks: list[tuple[int, int]],
+    kept: list[_Block],
+    points: Points,
+    moments: int,
+    n_moments: int,
+) -> list[np.ndarray]:
+    """The sums `(n_moments, N, D)` of each ``(block, wanted)`` task, from the
+    cache where it holds them and from new evaluations where it does not;
+    what was evaluated is kept when the cache has room."""
+    n = len(request.inputs)
+    dim = int(np.prod(request.inputs.shape[1:]))
+    results: list[np.ndarray] = []
+    work: list[tuple[int, int, int, np.ndarray]] = []  # block, lo, hi, sums
+    for block, wanted in tasks:
+        have = kept[block].count if block < len(kept) else 0
+        if have == wanted:
+            results.append(kept[block].sums)
+            continue
+        lo = 0 if have > wanted else have
+        sums = np.zeros((n_moments, n, dim), np.float64)
+        work.append((block, lo, wanted, sums))
+        results.append(sums)
+
+    # units of (work item, input), grouped into calls of about one batch
+    units = [(item, index) for item in work for index in range(n)]
+    group: list[tuple[tuple[int, int, int, np.ndarray], int]] = []
+    group_rows = 0
+    for k, unit in enumerate(units):
+        group.append(unit)
+        group_rows += unit[0][2] - unit[0][1]
+        following = units[k + 1][0] if k + 1 < len(units) else None
+        room = following is not None and (
+            group_rows + following[2] - following[1] <= request.adapter.batch_size
+        )
+        if not room:
+            _evaluate_group(request, group, points, moments)
+            group, group_rows = [], 0
+
+    for block, lo, wanted, sums in work:
+        if lo > 0:  # extends a kept block
+            sums += kept[block].sums
+        _keep(kept, block, wanted, sums)
+    return results
+
+
+def _evaluate_group(
+    request: Request,
+    group: list[tuple[tuple[int, int, int, np.ndarray], int]],
+    points: Points,
+    moments: int,
+) -> None:
+    """Evaluate one call's worth of units and add each unit's sums in place."""
+    made = [points(item[0], index, item[1], item[2]) for item, index in group]
+    rows = np.concatenate([np.full(item[2] - item[1], index) for item, index in group])
+    grads, _ = request.gradients(np.concatenate([m[0] for m in made]), rows)
+    grads = grads.reshape(len(rows), -1)
+    start = 0
+    for (item, index), (_, scale) in zip(group, made, strict=True):
+        stop = start + item[2] - item[1]
+        part = grads[start:stop].astype(np.float64)
+        if scale is not None:
+            part *= scale
+        sums = item[3]
+        if moments in (1, 3):
+            sums[0, index] += part.sum(axis=0)
+        if moments in (2, 3):
+            sums[-1, index] += np.einsum("md,md->d", part, part)
+        start = stop
+
+
+def _keep(kept: list[_Block], block: int, count: int, sums: np.ndarray) -> None:
+    """Store a block's sums if it extends the kept prefix and there is room."""
+    if block < len(kept):
+        if count > kept[block].count:
+            kept[block] = _Block(count, sums)
+        return
+    used = sum(item.sums.nbytes for item in kept)
+    if block == len(kept) and used + sums.nbytes <= _CACHE_BYTES:
+        kept.append(_Block(count, sums))
