@@ -1,0 +1,197 @@
+"""RISE: the target's expectation over random masks that keep each pixel.
+
+Petsiuk, Das & Saenko, "RISE: Randomized Input Sampling for Explanation of
+Black-box Models", BMVC 2018.
+
+Each mask starts as a ``cell × cell`` grid of cells kept with probability
+``p``, is upsampled bilinearly to ``(cell + 1)`` cells of ``ceil(H / cell)``
+pixels and cropped at a random shift, which makes smooth masks ``M`` in
+[0, 1]. A perturbed input is ``x · M + baseline · (1 − M)``; the saliency of
+a pixel is ``Σ f(x_M) M / (n_samples · p)``, the paper's Monte-Carlo estimate
+of the expected score given that the pixel is kept.
+
+Masks are never stored: the grids and their scores are kept (see
+`_sampling`) and each block of masks is rebuilt when needed, so memory stays
+flat in ``n_samples``. With ``p = 0.5`` masks come in antithetic pairs
+(``M`` and ``1 − M``, same shift).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..baselines import resolve_baseline
+from ..explanation import Explanation
+from ._base import MethodSpec, Request, check_count, check_fraction, relative_change
+from ._sampling import BLOCK, CoalitionSampler, cached_evaluate, draws_for, schedule
+
+SPEC = MethodSpec(
+    name="rise",
+    title="RISE",
+    needs_gradients=False,
+    defaults={"n_samples": 2000, "cell": 8, "p": 0.5, "baseline": 0.0},
+    inputs=("image",),
+    paper="Petsiuk et al. 2018, arXiv:1806.07421",
+)
+
+
+def run(request: Request) -> Iterator[Explanation]:
+    """Yield RISE saliency on more and more masks.
+
+    Parameters (in ``request.params``)
+    ----------------------------------
+    n_samples
+        Masks per input.
+    cell
+        Grid cells per side of a mask before upsampling.
+    p
+        Chance that a cell is kept, in (0, 1).
+    baseline
+        What a masked pixel becomes (see `baselines.resolve_baseline`).
+
+    Yields
+    ------
+    Explanation
+        ``values`` `(N, H, W, C)` the saliency divided by ``C`` on every
+        channel (so ``map`` is the saliency), ``base_values`` the target at
+        the baseline, ``outputs`` at the inputs.
+    """
+    params = request.params
+    inputs = request.inputs
+    _, height, width, channels = inputs.shape
+    n_samples = check_count("n_samples", params["n_samples"])
+    cell = check_count("cell", params["cell"], high=min(height, width))
+    p = check_fraction("p", params["p"])
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), exclusive; got {p}")
+    baseline = resolve_baseline(params["baseline"], inputs, seed=request.seed)
+
+    masks = MaskMaker(height, width, cell, request.seed, antithetic=p == 0.5)
+
+    difference = inputs - baseline
+
+    def score(z: np.ndarray, rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+        # x · M + b · (1 − M), written to touch each pixel fewer times
+        perturbed = difference[rows] * masks.make(z, index)[..., None]
+        perturbed += baseline[rows]
+        return request.evaluate(perturbed, rows)
+
+    outputs = cached_evaluate(request, "outputs", lambda: inputs)
+    base_values = cached_evaluate(request, "base_values", lambda: baseline)
+    sampler = CoalitionSampler(
+        request, cell * cell, score, p=p, antithetic=p == 0.5, key="rise"
+    )
+    previous: np.ndarray | None = None
+    for stop in schedule(n_samples, len(inputs), request.adapter.batch_size):
+        z, scores = sampler.draw(stop)
+        saliency = _weighted_sum(request, masks, z[0], scores, stop) / (stop * p)
+        values = np.repeat((saliency / channels)[..., None], channels, axis=-1)
+        yield request.result(
+            values,
+            base_values=base_values,
+            outputs=outputs,
+            progress=stop / n_samples,
+            convergence=relative_change(previous, saliency),
+        )
+        previous = saliency
+
+
+class MaskMaker:
+    """Smooth RISE masks from binary grids, shifted by sample index.
+
+    Parameters
+    ----------
+    height, width
+        The image size.
+    cell
+        Grid cells per side.
+    seed
+        Seeds the shifts.
+    antithetic
+        Samples ``2k`` and ``2k + 1`` (a mask and its complement) share a
+        shift.
+    """
+
+    def __init__(
+        self, height: int, width: int, cell: int, seed: int, antithetic: bool
+    ) -> None:
+        self.height, self.width, self.cell = height, width, cell
+        self.seed = seed
+        self.antithetic = antithetic
+        self.cell_h = math.ceil(height / cell)
+        self.cell_w = math.ceil(width / cell)
+        self.up_h = _bilinear((cell + 1) * self.cell_h, cell)
+        self.up_w = _bilinear((cell + 1) * self.cell_w, cell)
+
+    def shifts(self, index: np.ndarray) -> np.ndarray:
+        """`(M, 2)` crop offsets (rows, columns) of samples `index` `(M,)`."""
+        key = index // 2 if self.antithetic else index
+        high = np.array([self.cell_h, self.cell_w])
+
+        def make(rng: np.random.Generator, size: int) -> np.ndarray:
+            return rng.integers(0, high, size=(size, 2))
+
+        return draws_for(self.seed, "rise-shift", key, make)
+
+    def make(self, z: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """`(M, H, W)` float32 masks from grids `z` `(M, cell²)` bool."""
+        grids = z.reshape(len(z), self.cell, self.cell).astype(np.float32)
+        shifts = self.shifts(np.asarray(index))
+        rows = self.up_h[shifts[:, :1] + np.arange(self.height)]
+        cols = self.up_w[shifts[:, 1:] + np.arange(self.width)]
+        return np.einsum("mhs,mst,mwt->mhw", rows, grids, cols, optimize=True)
+
+
+def _bilinear(size: int, cells: int) -> np.ndarray:
+    """`(size, cells)` float32 weights resizing `cells` values to `size`
+    bilinearly (pixel centres aligned, edges clamped)."""
+    source = (np.arange(size) + 0.5) * cells / size - 0.5
+    source = np.clip(source, 0, cells - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, cells - 1)
+    frac = (source - low).astype(np.float32)
+    weights = np.zeros((size, cells), np.float32)
+    weights[np.arange(size), low] += 1.0 - frac
+    weights[np.arange(size), high] += frac
+    return weights
+
+
+def _weighted_sum(
+    request: Request, masks: MaskMaker, z: np.ndarray, scores: np.ndarray, stop: int
+) -> np.ndarray:
+    """`(N, H, W)`: ``Σ_j scores_j · M_j`` over the first `stop` samples, with
+    grids `z` `(n, cell²)` (every input's) and `scores` `(N, n)`.
+
+    Sums of whole blocks are kept in the cache and added in block order, so
+    the result for `stop` samples is the same however it was reached.
+    """
+    state: dict[str, Any] = request.cache.setdefault(
+        "rise_sum", {"n": 0, "lock": threading.Lock()}
+    )
+    n_inputs = len(scores)
+    shape = (n_inputs, masks.height * masks.width)
+    full = stop // BLOCK * BLOCK
+    with state["lock"]:
+        if state["n"] > full or "sum" not in state:
+            state["n"], state["sum"] = 0, np.zeros(shape)
+        for start in range(state["n"], full, BLOCK):
+            block = _block_sum(masks, z, scores, start, start + BLOCK)
+            state["sum"] = state["sum"] + block
+            state["n"] = start + BLOCK
+        total = state["sum"].copy()
+    if full < stop:
+        total += _block_sum(masks, z, scores, full, stop)
+    return total.reshape(n_inputs, masks.height, masks.width)
+
+
+def _block_sum(
+    masks: MaskMaker, z: np.ndarray, scores: np.ndarray, start: int, stop: int
+) -> np.ndarray:
+    # every input sees the same grids and shifts, so one set of masks serves all
+    made = masks.make(z[start:stop], np.arange(start, stop)).reshape(stop - start, -1)
+    return scores[:, start:stop] @ made.astype(np.float64)
