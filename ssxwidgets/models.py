@@ -453,7 +453,7 @@ class ModelAdapter:
     def _function(self, name: str, python_fn: Callable[..., Any]) -> Any:
         fn = self._compiled.get(name)
         if fn is None:
-            fn = _tf().function(python_fn, reduce_retracing=False)
+            fn = _tf().function(python_fn, reduce_retracing=False, autograph=False)
             self._compiled[name] = fn
         return fn
 
