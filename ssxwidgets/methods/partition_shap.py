@@ -1,0 +1,404 @@
+"""Partition SHAP: Owen values over a hierarchy of features, through `shap`.
+
+Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions",
+NeurIPS 2017; the hierarchical (Owen value) recursion is shap's
+``PartitionExplainer``. Images are split by shap's axis-aligned partition of
+pixels and channels, hidden parts replaced by a blurred copy of the image (or
+a constant, or inpainting); tables by a correlation clustering of the
+features, hidden features integrated over a background set.
+
+Every evaluation shap asks for goes through the request (the adapter's
+compiled batched path). shap runs in a worker thread so that partial results
+stream while an input is being explained: progress rises with the
+evaluations spent, and an input's values appear once shap has finished it.
+
+Usage::
+
+    exp = ssx.attribute(model, images, method="partition_shap", max_evals=1000)
+    exp = ssx.attribute(model, rows, method="partition_shap", background=X)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from .._errors import Cancelled
+from .._log import logger
+from ..baselines import resolve_baseline
+from ..explanation import Explanation
+from ._base import MethodSpec, Request, check_count
+from ._sampling import cached_evaluate
+
+__all__ = ["SPEC", "run"]
+
+SPEC = MethodSpec(
+    name="partition_shap",
+    title="Partition SHAP",
+    needs_gradients=False,
+    defaults={"masker": "auto", "max_evals": 500, "background": None},
+    inputs=("image", "tabular"),
+    paper="Lundberg & Lee 2017, arXiv:1705.07874 (shap's PartitionExplainer)",
+)
+
+#: relative tolerance of the additivity check against our own evaluations
+ADDITIVITY_TOLERANCE = 1e-5
+#: yield a partial within an input at most once per this many adapter batches
+_BATCHES_PER_PARTIAL = 4
+#: background rows beyond which shap's maskers subsample
+_MAX_BACKGROUND = 100
+_INPAINT = ("inpaint_telea", "inpaint_ns")
+
+T = TypeVar("T")
+
+
+def run(request: Request) -> Iterator[Explanation]:
+    """Yield partial explanations, one input after another.
+
+    Values have the shape of the inputs: `(N, H, W, C)` for images (one value
+    per pixel and channel, as shap's image masker partitions them), `(N, F)`
+    for tables. For each finished input, ``values.sum() + base_values`` equals
+    ``outputs`` (efficiency); unfinished inputs have zero values and their
+    base value set to their output.
+    """
+    max_evals = check_count("max_evals", request.params["max_evals"], low=4)
+    make_masker, rows_per_mask = _masker_factory(request)
+
+    n = len(request.inputs)
+    outputs = cached_evaluate(request, "outputs", lambda: request.inputs)
+    values = np.zeros_like(request.inputs, np.float32)
+    base_values = outputs.astype(np.float64).copy()
+    totals = outputs.astype(np.float64).copy()
+    batch = request.adapter.batch_size
+    masks_per_call = _even(max(2, batch // rows_per_mask))
+    budget = max_evals * rows_per_mask
+    finished: dict[int, tuple[np.ndarray, float]] = request.cache.setdefault(
+        "finished", {}
+    )
+    for row in range(n):
+        if row not in finished:
+            task = _partition_task(
+                request, row, make_masker(row), max_evals, masks_per_call
+            )
+            done = since = 0
+            for event in in_worker(request, row, task):
+                if isinstance(event, Finished):
+                    finished[row] = _row_result(event.value, request.inputs.shape)
+                    continue
+                done += event
+                since += event
+                if since >= _BATCHES_PER_PARTIAL * batch:
+                    since = 0
+                    yield request.result(
+                        values,
+                        base_values=base_values,
+                        outputs=totals,
+                        progress=(row + min(done / budget, 0.99)) / n,
+                    )
+        values[row], base_values[row] = finished[row]
+        totals[row] = finished[row][0].sum() + base_values[row]
+        check_additivity(totals[row], float(outputs[row]), row, "partition_shap")
+        yield request.result(
+            values, base_values=base_values, outputs=totals, progress=(row + 1) / n
+        )
+
+
+def _row_result(explanation: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    """An input's values `shape[1:]` (float64) and base value from shap's
+    explanation of it."""
+    values = np.asarray(explanation.values, np.float64).reshape(shape[1:])
+    base = float(np.asarray(explanation.base_values, np.float64).reshape(-1)[0])
+    return values, base
+
+
+def _partition_task(
+    request: Request, row: int, masker: Any, max_evals: int, masks_per_call: int
+) -> Callable[[Callable[[np.ndarray], np.ndarray]], Any]:
+    """What the worker runs for input `row`: shap's explainer, called once."""
+
+    def task(model: Callable[[np.ndarray], np.ndarray]) -> Any:
+        import shap
+
+        with seeded_numpy(request.seed, row):
+            explainer = shap.PartitionExplainer(model, masker)
+            return explainer(
+                request.inputs[row : row + 1],
+                max_evals=max_evals,
+                batch_size=masks_per_call,
+                silent=True,
+            )
+
+    return task
+
+
+# -- maskers ---------------------------------------------------------------------
+
+
+def _masker_factory(request: Request) -> tuple[Callable[[int], Any], int]:
+    """A function from an input's index to its shap masker, and the model rows
+    one mask costs; the parameters are checked before any evaluation."""
+    if request.is_image:
+        return _image_masker_factory(request), 1
+    background = check_background(
+        request.params["background"], request.inputs, "partition_shap"
+    )
+    name = request.params["masker"]
+    if name not in ("auto", "partition"):
+        raise ValueError(
+            "masker for tables must be 'auto' or 'partition' (shap's Partition "
+            f"masker over the background); got {name!r}"
+        )
+    masker = _table_masker(background)
+
+    def same(row: int) -> Any:
+        return masker
+
+    return same, len(masker.data)
+
+
+def _image_masker_factory(request: Request) -> Callable[[int], Any]:
+    """A function from an input's index to its shap image masker, the masker
+    parameter checked before any evaluation."""
+    import shap
+
+    inputs = request.inputs
+    masker = request.params["masker"]
+    shape = inputs.shape[1:]
+    if isinstance(masker, str) and masker in _INPAINT:
+        _require_cv2(masker)
+
+        def inpainting(row: int) -> Any:
+            return _inpainting_masker(masker, shape)
+
+        return inpainting
+    kernel = _blur_kernel(masker, shape)
+    if kernel is not None:
+
+        def blurring(row: int) -> Any:
+            return shap.maskers.Image(box_blur(inputs[row], kernel))
+
+        return blurring
+    try:
+        fill = resolve_baseline(masker, inputs, seed=request.seed)
+    except ValueError as error:
+        raise ValueError(
+            "masker must be 'auto', 'blur', 'blur(k,k)', 'inpaint_telea', "
+            "'inpaint_ns', a number, an array the shape of one input, or a "
+            f"baseline name; got {masker!r} ({error})"
+        ) from error
+
+    def constant(row: int) -> Any:
+        return shap.maskers.Image(np.asarray(fill[row], np.float64))
+
+    return constant
+
+
+def _blur_kernel(masker: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """The `(kh, kw)` box of a blur masker, or ``None`` for other maskers."""
+    if not isinstance(masker, str):
+        return None
+    if masker in ("auto", "blur"):
+        return (max(1, round(shape[0] / 4)), max(1, round(shape[1] / 4)))
+    if masker.startswith("blur(") and masker.endswith(")"):
+        try:
+            sizes = tuple(int(part) for part in masker[5:-1].split(","))
+        except ValueError:
+            sizes = ()
+        if len(sizes) != 2 or min(sizes) < 1:
+            raise ValueError(
+                "a blur masker reads 'blur(kh,kw)' with two positive ints, e.g. "
+                f"'blur(8,8)'; got {masker!r}"
+            )
+        return (sizes[0], sizes[1])
+    return None
+
+
+def box_blur(image: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
+    """`image` `(H, W, C)` averaged over a `kernel` box, edges mirrored
+    (what ``cv2.blur`` does), float64."""
+    from scipy.ndimage import uniform_filter
+
+    return np.asarray(
+        uniform_filter(np.asarray(image, np.float64), size=(*kernel, 1), mode="mirror")
+    )
+
+
+def _require_cv2(masker: str) -> None:
+    try:
+        import cv2  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"masker {masker!r} uses OpenCV's inpainting; install "
+            "opencv-python-headless, or use masker='blur'"
+        ) from error
+
+
+def _inpainting_masker(method: str, shape: tuple[int, ...]) -> Any:
+    """shap's inpainting image masker, made exact for float images.
+
+    shap casts the image to ``uint8`` before inpainting, which zeroes images
+    in [0, 1] and rounds every pixel. This masker inpaints a copy scaled to
+    [0, 255] and keeps the image's own pixels wherever they are not hidden.
+    """
+    import shap
+
+    class Inpainter(shap.maskers.Image):
+        def inpaint(self, x: np.ndarray, mask: np.ndarray, how: str) -> Any:
+            low, high = float(x.min()), float(x.max())
+            scale = 255.0 / (high - low) if high > low else 1.0
+            scaled = (x - low) * scale
+            filled = np.asarray(super().inpaint(scaled, mask, how), np.float64)
+            out = np.array(x, np.float64)
+            out[mask] = filled[mask] / scale + low
+            return out.astype(x.dtype)
+
+    return Inpainter(method, shape)
+
+
+def _table_masker(background: np.ndarray) -> Any:
+    """shap's Partition masker, features clustered by the correlation of
+    their background values; by their Euclidean distance where correlation is
+    undefined (one background row, or a constant feature)."""
+    import shap
+
+    data = np.asarray(background, np.float64)
+    try:
+        return shap.maskers.Partition(data, max_samples=_MAX_BACKGROUND)
+    except ValueError:
+        logger.info(
+            "partition_shap: feature correlations undefined on this "
+            "background; clustering features by Euclidean distance"
+        )
+        return shap.maskers.Partition(
+            data, max_samples=_MAX_BACKGROUND, clustering="euclidean"
+        )
+
+
+def check_background(background: Any, inputs: np.ndarray, method: str) -> np.ndarray:
+    """The background set as `(M, F)` float32, or an error saying what is
+    wrong with it."""
+    if background is None:
+        raise ValueError(
+            f"{method} on tables needs background=, an array (M, F) of rows that "
+            "stand for absent features (e.g. a sample of the training set); got "
+            "None"
+        )
+    array = np.asarray(background, np.float32)
+    features = inputs.shape[1]
+    if array.ndim == 1 and array.shape[0] == features:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != features or len(array) == 0:
+        raise ValueError(
+            f"background must be an array of shape (M, {features}) with M >= 1; "
+            f"got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError("background must be finite; it contains NaN or Inf")
+    return array
+
+
+# -- running shap in a worker ------------------------------------------------------
+
+
+@dataclass
+class Finished(Generic[T]):
+    """What the worker's task returned."""
+
+    value: T
+
+
+def in_worker(
+    request: Request,
+    row: int,
+    task: Callable[[Callable[[np.ndarray], np.ndarray]], T],
+    model: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[int | Finished[T]]:
+    """Run ``task(f)`` in a worker thread; yield what it evaluates as it goes.
+
+    ``f`` maps a batch `(M, ...)` to the target's scalars `(M,)` for input
+    `row`, evaluating through ``request.evaluate`` in full adapter batches
+    (or through `model`, a function of a slice of rows, when given). Yields
+    the number of rows each batch evaluated, then `Finished` with the task's
+    result. An error in the task (`Cancelled` included) is raised here; when
+    the caller stops iterating, the worker is stopped at its next batch.
+    """
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    stop = threading.Event()
+    chunk = request.adapter.batch_size * _BATCHES_PER_PARTIAL
+    rows_of = np.full(chunk, row)
+
+    def evaluate_slice(x: np.ndarray) -> np.ndarray:
+        return request.evaluate(np.asarray(x, np.float32), rows_of[: len(x)])
+
+    evaluate = model or evaluate_slice
+
+    def f(x: np.ndarray) -> np.ndarray:
+        scores = np.empty(len(x), np.float64)
+        for start in range(0, len(x), chunk):
+            if stop.is_set():
+                raise Cancelled()
+            part = x[start : start + chunk]
+            scores[start : start + len(part)] = evaluate(part)
+            events.put(("evaluated", len(part)))
+        return scores
+
+    def work() -> None:
+        try:
+            events.put(("finished", task(f)))
+        except BaseException as error:  # handed to the caller's thread
+            events.put(("error", error))
+
+    thread = threading.Thread(target=work, name=f"ssx-{request.spec.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = events.get()
+            if kind == "evaluated":
+                yield int(payload)
+            elif kind == "finished":
+                yield Finished(payload)
+                return
+            else:
+                raise payload
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def seeded_numpy(seed: int, row: int) -> Iterator[None]:
+    """Seed numpy's global generator, which shap draws from, for input `row`,
+    and restore its state afterwards."""
+    state = np.random.get_state()
+    entropy = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, row])
+    np.random.seed(entropy.generate_state(1)[0])
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def check_additivity(total: float, output: float, row: int, method: str) -> None:
+    """Log when shap's ``values.sum() + base`` misses our own evaluation of the
+    output by more than `ADDITIVITY_TOLERANCE` (relative)."""
+    gap = abs(total - output)
+    if gap > ADDITIVITY_TOLERANCE * max(1.0, abs(output)):
+        logger.warning(
+            "%s: input %s: values sum to %.6g with the base value, but the model "
+            "gives %.6g",
+            method,
+            row,
+            total,
+            output,
+        )
+
+
+def _even(value: int) -> int:
+    """`value` rounded up to even: shap's owen loop adds masks in pairs."""
+    return value + value % 2
