@@ -100,8 +100,8 @@ def _curve(
         scores[i] = adapter.evaluate(steps.reshape(-1, *x.shape[1:]), bound, rows)
     if insert:
         scores = scores[:, ::-1]
-    auc = np.trapezoid(scores, fractions, axis=1)
-    return Curve(fractions, scores, auc.astype(np.float32))
+    auc = np.asarray(np.trapezoid(scores, fractions, axis=1), np.float32)
+    return Curve(fractions, scores, auc)
 
 
 def deletion_curve(
