@@ -16,6 +16,7 @@ from .api import attribute, explain, stream
 from .explanation import Explanation
 from .methods import METHOD_NAMES
 from .models import ModelAdapter, adapt
+from .report import report
 
 __all__ = [
     "METHOD_NAMES",
@@ -28,6 +29,7 @@ __all__ = [
     "attribute",
     "explain",
     "metrics",
+    "report",
     "stream",
     "targets",
 ]
