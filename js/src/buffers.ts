@@ -87,3 +87,29 @@ export function toRgba(
   }
   return out;
 }
+
+/**
+ * uint16 little-endian values (superpixel ids) to a Uint16Array.
+ *
+ * Throws when the byte length does not match `expected` values.
+ */
+export function decodeUint16(
+  buffer: DataView | ArrayBuffer | ArrayBufferView | null | undefined,
+  expected?: number,
+): Uint16Array {
+  const bytes = asBytes(buffer);
+  const n = Math.floor(bytes.byteLength / 2);
+  const odd = bytes.byteLength % 2 !== 0;
+  if (odd || (expected !== undefined && n !== expected)) {
+    throw new Error(
+      `expected ${expected ?? "an even number of"} uint16 superpixel ids ` +
+        `(${2 * (expected ?? 0)} bytes), got ${bytes.byteLength} bytes`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    out[i] = view.getUint16(2 * i, true);
+  }
+  return out;
+}

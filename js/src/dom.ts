@@ -44,17 +44,47 @@ export function describe(error: unknown): string {
   return String(error);
 }
 
-/** `fn` called at most once per `ms`, with the latest arguments. */
+/** A debounced call: `call` (re)starts the wait, `flush` runs a waiting
+ * call now, `cancel` drops it, `waiting` says whether one waits. */
+export interface Debounced<A extends unknown[]> {
+  call: (...args: A) => void;
+  flush: () => void;
+  cancel: () => void;
+  waiting: () => boolean;
+}
+
+/** `fn` called once calls stop for `ms`, with the latest arguments. */
 export function debounce<A extends unknown[]>(
   fn: (...args: A) => void,
   ms: number,
-): { call: (...args: A) => void; cancel: () => void } {
+): Debounced<A> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let latest: A | undefined;
+  const run = (): void => {
+    timer = undefined;
+    const args = latest;
+    latest = undefined;
+    if (args !== undefined) {
+      fn(...args);
+    }
+  };
   return {
     call: (...args: A) => {
+      latest = args;
       clearTimeout(timer);
-      timer = setTimeout(() => fn(...args), ms);
+      timer = setTimeout(run, ms);
     },
-    cancel: () => clearTimeout(timer),
+    flush: () => {
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        run();
+      }
+    },
+    cancel: () => {
+      clearTimeout(timer);
+      timer = undefined;
+      latest = undefined;
+    },
+    waiting: () => timer !== undefined,
   };
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   asBytes,
   decodeFloat16,
+  decodeUint16,
   halfToFloat,
   toRgba,
 } from "../src/buffers";
@@ -88,5 +89,18 @@ describe("toRgba", () => {
     const rgb = new Uint8Array(5);
     expect(() => toRgba(rgb, 1, 2, 3)).toThrow(/expected 6 image bytes/);
     expect(() => toRgba(new Uint8Array(2), 1, 1, 2)).toThrow(/3 or 4/);
+  });
+});
+
+describe("decodeUint16", () => {
+  it("reads little-endian superpixel ids from a DataView at an offset", () => {
+    const backing = new Uint8Array([7, 0, 1, 0, 0xff, 0xff, 0x2c, 0x01]);
+    const view = new DataView(backing.buffer, 2, 6);
+    expect(Array.from(decodeUint16(view, 3))).toEqual([1, 65535, 300]);
+  });
+
+  it("throws when the byte count does not match the shape", () => {
+    expect(() => decodeUint16(new Uint8Array(6), 4)).toThrow(/expected 4/);
+    expect(() => decodeUint16(new Uint8Array(3))).toThrow(/3 bytes/);
   });
 });

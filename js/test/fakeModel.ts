@@ -21,13 +21,44 @@ export function defaults(): ImageExplainerModel {
     heatmap_shape: [0, 0],
     value_scale: 1,
     value_range: [0, 1],
-    colormap: "auto",
-    opacity: 0.5,
     version: 0,
-    method: "",
+    job: 0,
+    heatmap_method: "",
+    current_job: 0,
+    running: false,
+    progress: 0,
+    n_evaluations: 0,
+    elapsed: 0,
+    convergence: null,
     status: "",
     error: "",
     device: "",
+    colormap: "auto",
+    opacity: 0.5,
+    show_heatmap: true,
+    segments: new DataView(new ArrayBuffer(0)),
+    segments_shape: [0, 0],
+    show_borders: false,
+    method: "saliency",
+    method_options: [],
+    controls: [],
+    target: "top",
+    target_options: [],
+    n_samples: 1000,
+    n_segments: 50,
+    segmentation: "slic",
+    segmentation_options: ["slic", "grid"],
+    n_steps: 64,
+    baseline: "zero",
+    baseline_options: [],
+    noise: 0.15,
+    max_evals: 500,
+    seed: 0,
+    brush_mode: "rectangle",
+    brush: {},
+    methods: [],
+    compare_default: [],
+    panels: [],
   };
 }
 
@@ -89,12 +120,14 @@ export class FakeModel {
   }
 }
 
-/** Record what is put on each canvas: happy-dom has no 2D context. */
+/** Record what is put on each canvas (happy-dom has no 2D context); the
+ * path and fill calls of the overlay are accepted and ignored. */
 export function stubCanvas(): Map<HTMLCanvasElement, Uint8ClampedArray> {
   const drawn = new Map<HTMLCanvasElement, Uint8ClampedArray>();
   const proto = HTMLCanvasElement.prototype as unknown as {
     getContext: (this: HTMLCanvasElement) => unknown;
   };
+  const ignore = (): void => {};
   proto.getContext = function (this: HTMLCanvasElement) {
     const canvas = this;
     return {
@@ -106,6 +139,15 @@ export function stubCanvas(): Map<HTMLCanvasElement, Uint8ClampedArray> {
       putImageData: (data: { data: Uint8ClampedArray }) => {
         drawn.set(canvas, data.data);
       },
+      clearRect: ignore,
+      fillRect: ignore,
+      beginPath: ignore,
+      moveTo: ignore,
+      lineTo: ignore,
+      rect: ignore,
+      closePath: ignore,
+      stroke: ignore,
+      setLineDash: ignore,
     };
   };
   return drawn;

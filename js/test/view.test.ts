@@ -1,8 +1,9 @@
 // @vitest-environment happy-dom
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 
 import { lut } from "../src/colormaps";
-import { renderImage, stageSize } from "../src/image";
+import { BRUSH_DEBOUNCE_MS, renderImage, stageSize } from "../src/image";
+import type { ImageExplainerModel } from "../src/types";
 import { FakeModel, float16Bytes, stubCanvas } from "./fakeModel";
 
 const HOSTILE = '<img src=x onerror="globalThis.ssxHacked = 1">&amp;';
@@ -24,14 +25,18 @@ function mount(model: FakeModel): HTMLElement {
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 
 describe("escaping", () => {
-  it("shows user strings as text, never as markup", () => {
+  it("shows kernel strings as text, never as markup", async () => {
     const model = new FakeModel({
-      method: HOSTILE,
       status: HOSTILE,
       device: HOSTILE,
       error: HOSTILE,
+      heatmap_method: HOSTILE,
+      heatmap: float16Bytes([0x3c00]),
+      heatmap_shape: [1, 1],
+      version: 1,
     });
     const el = mount(model);
+    await tick();
     expect(el.querySelector("img")).toBeNull();
     for (const cls of ["method", "status", "device", "error"]) {
       const node = el.querySelector(`.ssx-${cls}`);
@@ -48,6 +53,20 @@ describe("escaping", () => {
     await tick();
     expect(el.querySelector("b")).toBeNull();
     expect(el.querySelector(".ssx-status")?.textContent).toBe("<b>bold</b>");
+  });
+
+  it("shows compared methods' titles and errors as text", async () => {
+    const model = new FakeModel({
+      image_shape: [1, 1, 3],
+      image: new DataView(new Uint8Array([1, 2, 3]).buffer),
+      methods: ["lime"],
+      panels: [{ method: "lime", title: HOSTILE, error: HOSTILE }],
+    });
+    const el = mount(model);
+    await tick();
+    expect(el.querySelector("img")).toBeNull();
+    expect(el.querySelector(".ssx-panel-title")?.textContent).toBe(HOSTILE);
+    expect(el.querySelector(".ssx-panel-error")?.textContent).toBe(HOSTILE);
   });
 });
 
@@ -90,6 +109,77 @@ describe("drawing", () => {
     expect(Array.from(pixels ?? [])).toEqual([0, 0, 0, 255]);
   });
 
+  it("drops a frame of an older job once a newer job started", async () => {
+    const model = new FakeModel({
+      heatmap: float16Bytes([0x3c00]),
+      heatmap_shape: [1, 1],
+      colormap: "gray",
+      version: 2,
+      job: 1,
+      current_job: 1,
+    });
+    const el = mount(model);
+    const canvas = el.querySelector<HTMLCanvasElement>(".ssx-heatmap");
+    model.set("current_job", 2);
+    // a late frame of job 1, with a larger version than the one drawn
+    model.set("heatmap", float16Bytes([0x0000]));
+    model.set("version", 3);
+    await tick();
+    expect(canvas?.dataset.ssxVersion).toBe("2");
+    model.set("job", 2);
+    model.set("version", 4);
+    await tick();
+    expect(canvas?.dataset.ssxVersion).toBe("4");
+  });
+
+  it("hides the heatmap to show the image alone", async () => {
+    const model = new FakeModel();
+    const el = mount(model);
+    const toggle = el.querySelector<HTMLInputElement>(".ssx-heatmap-toggle");
+    expect(toggle?.checked).toBe(true);
+    model.set("show_heatmap", false);
+    await tick();
+    expect(el.querySelector<HTMLCanvasElement>(".ssx-heatmap")?.hidden).toBe(
+      true,
+    );
+    expect(toggle?.checked).toBe(false);
+  });
+
+  it("draws each compared method with its version", async () => {
+    const model = new FakeModel({
+      image_shape: [1, 1, 3],
+      image: new DataView(new Uint8Array([1, 2, 3]).buffer),
+      colormap: "gray",
+      methods: ["lime", "rise"],
+      panels: [
+        {
+          method: "lime",
+          title: "LIME",
+          heatmap: float16Bytes([0x3c00]),
+          shape: [1, 1],
+          value_range: [0, 1],
+          version: 7,
+          job: 1,
+        },
+        { method: "rise", title: "RISE" },
+      ],
+    });
+    const el = mount(model);
+    await tick();
+    const panels = el.querySelectorAll<HTMLElement>(".ssx-panel");
+    expect(panels.length).toBe(2);
+    const lime = panels[0]?.querySelector<HTMLCanvasElement>(
+      ".ssx-panel-heatmap",
+    );
+    expect(lime?.dataset.ssxVersion).toBe("7");
+    expect(Array.from(lime ? (drawn.get(lime) ?? []) : [])).toEqual([
+      255, 255, 255, 255,
+    ]);
+    expect(
+      el.querySelector<HTMLInputElement>(".ssx-compare-toggle")?.checked,
+    ).toBe(true);
+  });
+
   it("resolves auto to a diverging map for a signed range", () => {
     const model = new FakeModel({
       heatmap: float16Bytes([0xbc00]), // -1
@@ -124,6 +214,100 @@ describe("drawing", () => {
     expect(stageSize(64, 64)).toEqual({ height: 320, width: 320 });
     expect(stageSize(32, 48)).toEqual({ height: 192, width: 288 });
     expect(stageSize(640, 320)).toEqual({ height: 320, width: 160 });
+  });
+});
+
+describe("brush", () => {
+  // A 4 × 4 image with two superpixels: left half 0, right half 1.
+  const SEGMENTS = new DataView(new ArrayBuffer(32));
+  for (let i = 0; i < 16; i++) {
+    SEGMENTS.setUint16(2 * i, i % 4 < 2 ? 0 : 1, true);
+  }
+
+  function imageModel(extra: Partial<ImageExplainerModel> = {}): FakeModel {
+    return new FakeModel({
+      image: new DataView(new Uint8Array(48).buffer),
+      image_shape: [4, 4, 3],
+      segments: SEGMENTS,
+      segments_shape: [4, 4],
+      ...extra,
+    });
+  }
+
+  function overlayOf(el: HTMLElement): HTMLCanvasElement {
+    const overlay = el.querySelector<HTMLCanvasElement>(".ssx-overlay");
+    if (!overlay) {
+      throw new Error("no overlay");
+    }
+    // happy-dom lays nothing out: give the overlay a 40 × 40 box.
+    overlay.getBoundingClientRect = () =>
+      ({ left: 0, top: 0, width: 40, height: 40 }) as DOMRect;
+    return overlay;
+  }
+
+  function pointer(type: string, x: number, y: number): PointerEvent {
+    return new PointerEvent(type, { clientX: x, clientY: y, button: 0 });
+  }
+
+  it("sends a dragged rectangle as a mask and superpixel ids", async () => {
+    vi.useFakeTimers();
+    try {
+      const model = imageModel();
+      const el = mount(model);
+      const overlay = overlayOf(el);
+      overlay.dispatchEvent(pointer("pointerdown", 0, 0));
+      overlay.dispatchEvent(pointer("pointermove", 10, 20));
+      overlay.dispatchEvent(pointer("pointerup", 20, 40));
+      expect(model.saved).toBe(0);
+      vi.advanceTimersByTime(BRUSH_DEBOUNCE_MS + 1);
+      expect(model.saved).toBe(1);
+      const brush = model.get("brush");
+      expect(brush.kind).toBe("rectangle");
+      expect(brush.segments).toEqual([0]);
+      expect(brush.shape).toEqual([4, 4]);
+      expect(Array.from(brush.mask as Uint8Array)).toEqual([
+        1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0,
+      ]);
+      expect(el.querySelector(".ssx-selection")?.textContent).toBe(
+        "8 pixels, 1 superpixels selected",
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("toggles clicked superpixels in superpixel mode", async () => {
+    vi.useFakeTimers();
+    try {
+      const model = imageModel({ brush_mode: "superpixels" });
+      const el = mount(model);
+      const overlay = overlayOf(el);
+      overlay.dispatchEvent(pointer("pointerdown", 35, 5));
+      overlay.dispatchEvent(pointer("pointerdown", 5, 5));
+      vi.advanceTimersByTime(BRUSH_DEBOUNCE_MS + 1);
+      expect(model.saved).toBe(1);
+      expect(model.get("brush").segments).toEqual([0, 1]);
+      expect(model.get("brush").kind).toBe("superpixels");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("shows a selection the kernel sets", async () => {
+    const mask = new Uint8Array(16);
+    mask.fill(1, 0, 4);
+    const model = imageModel();
+    const el = mount(model);
+    model.set("brush", {
+      kind: "mask",
+      mask: new DataView(mask.buffer),
+      segments: [0, 1],
+      shape: [4, 4],
+    });
+    await tick();
+    expect(el.querySelector(".ssx-selection")?.textContent).toBe(
+      "4 pixels, 2 superpixels selected",
+    );
   });
 });
 

@@ -361,14 +361,13 @@ def _is_local(url: str) -> bool:
     return parts.hostname in LOCAL_HOSTS
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A page that may reach only this machine.
-
-    Every other request is aborted and recorded; the test fails if there was
-    one. A full-page screenshot is saved in the artifacts folder either way.
-    """
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextlib.contextmanager
+def _offline_page(browser: Any, name: str) -> Iterator[Any]:
+    """A page whose every request not to this machine is aborted and
+    recorded (``page.ssx_blocked``); a full-page screenshot named ``name``
+    is saved in the artifacts folder at the end, and the caller fails if a
+    request was blocked."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
     blocked: list[str] = []
     problems: list[str] = []
 
@@ -387,16 +386,44 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         lambda msg: problems.append(msg.text) if msg.type == "error" else None,
     )
     tab.ssx_console_errors = problems
+    tab.ssx_blocked = blocked
     try:
         yield tab
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
-        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        safe = re.sub(r"[^\w.-]+", "_", name)
         with contextlib.suppress(Exception):
-            tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            tab.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
         context.close()
-    if blocked:
-        pytest.fail("the page tried to reach the network:\n" + "\n".join(blocked))
+
+
+def fail_if_blocked(page: Any) -> None:
+    """Fail the test when the page tried to reach the network."""
+    if page.ssx_blocked:
+        pytest.fail(
+            "the page tried to reach the network:\n" + "\n".join(page.ssx_blocked)
+        )
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page that may reach only this machine.
+
+    Every other request is aborted and recorded; the test fails if there was
+    one. A full-page screenshot is saved in the artifacts folder either way.
+    """
+    with _offline_page(browser, request.node.name) as tab:
+        yield tab
+    fail_if_blocked(tab)
+
+
+@pytest.fixture(scope="module")
+def module_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One offline page (as `page`) shared by the tests of a module, so they
+    open one notebook once; the last test's state is screenshotted."""
+    with _offline_page(browser, f"{request.module.__name__}-shared") as tab:
+        yield tab
+    fail_if_blocked(tab)
 
 
 @pytest.fixture
