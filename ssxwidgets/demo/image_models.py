@@ -142,6 +142,7 @@ def load_probe() -> keras.Model:
     """
     probe = build_classifier(build_encoder("shapes_encoder"), "shapes_probe")
     probe.load_weights(_weights(PROBE_FILE))
+    probe.class_names = CLASS_NAMES  # read by ssx.adapt for targets and labels
     return probe
 
 
@@ -153,6 +154,7 @@ def load_shortcut_classifier() -> keras.Model:
     """
     model = build_classifier(build_encoder("shortcut_encoder"), "shortcut_classifier")
     model.load_weights(_weights(SHORTCUT_FILE))
+    model.class_names = CLASS_NAMES
     return model
 
 

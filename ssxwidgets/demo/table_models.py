@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .tables import CREDIT_FEATURES
+from .tables import CREDIT_FEATURES, MEDICAL_CLASS_NAMES
 
 if TYPE_CHECKING:
     import keras
@@ -181,7 +181,9 @@ def load_medical_probe(weights_dir: PathLike | None = None) -> keras.Model:
         labels, as a logistic regression, so the two logits are mirror images
         (``logits[:, 0] == -logits[:, 1]``).
     """
-    return _load(build_medical_probe(), MEDICAL_PROBE, weights_dir)
+    model = _load(build_medical_probe(), MEDICAL_PROBE, weights_dir)
+    model.class_names = MEDICAL_CLASS_NAMES  # read by ssx.adapt for labels
+    return model
 
 
 def load_medical_random_probe(weights_dir: PathLike | None = None) -> keras.Model:
@@ -220,7 +222,9 @@ def load_medical_classifier(weights_dir: PathLike | None = None) -> keras.Model:
         Raw ``(N, 30)`` features to ``(N, 2)`` logits (benign, malignant),
         the probe's architecture trained end to end on the labels.
     """
-    return _load(build_medical_classifier(), MEDICAL_CLASSIFIER, weights_dir)
+    model = _load(build_medical_classifier(), MEDICAL_CLASSIFIER, weights_dir)
+    model.class_names = MEDICAL_CLASS_NAMES
+    return model
 
 
 def load_credit_model(weights_dir: PathLike | None = None) -> keras.Model:
@@ -239,7 +243,9 @@ def load_credit_model(weights_dir: PathLike | None = None) -> keras.Model:
         :data:`~.tables.CREDIT_FEATURES` order, to ``(N, 1)`` probability of
         default (sigmoid output).
     """
-    return _load(build_credit_model(), CREDIT_MODEL, weights_dir)
+    model = _load(build_credit_model(), CREDIT_MODEL, weights_dir)
+    model.class_names = ("probability of default",)
+    return model
 
 
 def model_card(name: str, weights_dir: PathLike | None = None) -> dict[str, Any]:
