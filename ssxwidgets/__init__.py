@@ -9,6 +9,12 @@ Usage::
         ...
 """
 
+import os
+
+# TensorFlow's C++ INFO lines (oneDNN, absl) would land under the first cell
+# that loads a model; warnings and errors still show. A user's setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from . import metrics, targets
 from ._errors import Cancelled, SsxWarning
 from ._version import __version__
