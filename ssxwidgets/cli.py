@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ._log import logger
 from ._version import __version__
@@ -43,28 +46,45 @@ def quickstart_path(folder: Path) -> Path:
     if not target.exists():
         packaged = resources.files("ssxwidgets") / "_notebooks" / QUICKSTART
         with resources.as_file(packaged) as source:
+            # an editable install has no packaged copy; its checkout has one
+            if not source.is_file():
+                source = Path(__file__).parents[1] / "notebooks" / QUICKSTART
             shutil.copyfile(source, target)
         logger.info("wrote the quickstart notebook to %s", target)
     return target
 
 
-def lab_command(notebook: Path, folder: Path, port: int | None) -> list[str]:
+def free_port(start: int = 8888, tries: int = 50) -> int:
+    """The first port from `start` that nothing listens on at 127.0.0.1."""
+    for port in range(start, start + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError(f"no free port in {start}-{start + tries - 1}; pass --port")
+
+
+def lab_command(notebook: Path, folder: Path, port: int, token: str) -> list[str]:
     """The ``jupyter lab`` command line serving `notebook` on 127.0.0.1."""
     command = [
         sys.executable,
         "-m",
         "jupyter",
         "lab",
-        str(notebook.relative_to(folder)),
         "--ip=127.0.0.1",
         "--no-browser",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={folder}",
     ]
-    if port is not None:
-        command.append(f"--port={port}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     return command
+
+
+def notebook_url(notebook: Path, folder: Path, port: int, token: str) -> str:
+    """The URL that opens `notebook` in JupyterLab."""
+    relative = notebook.relative_to(folder).as_posix()
+    return f"http://127.0.0.1:{port}/lab/tree/{quote(relative)}?token={token}"
 
 
 # ---------------------------------------------------------------------------
@@ -367,9 +387,11 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = args.dir.resolve()
     notebook = quickstart_path(folder)
-    command = lab_command(notebook, folder, args.port)
-    sys.stderr.write(f"ssx demo: serving {notebook} — open the URL below\n")
-    return subprocess.call(command)
+    port = args.port or free_port()
+    token = secrets.token_hex(16)
+    url = notebook_url(notebook, folder, port, token)
+    sys.stderr.write(f"ssx demo: open {url}\n")
+    return subprocess.call(lab_command(notebook, folder, port, token))
 
 
 if __name__ == "__main__":
