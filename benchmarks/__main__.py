@@ -1,25 +1,40 @@
-"""Speed of the engine, as ratios measured in one run.
+"""Speed and sample efficiency of the engine, as ratios measured in one run.
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks              # everything
-    .venv/bin/python -m benchmarks --quick      # the small CNN only
+    PYTHONPATH=. .venv/bin/python -m benchmarks            # small CNN + MobileNetV2
+    PYTHONPATH=. .venv/bin/python -m benchmarks --quick    # the small CNN only
 
-The yardstick is the floor: the same number of model evaluations done as
-well-batched calls of one compiled function. Every perturbation method is
-timed against the floor for the evaluations it made; gradient methods against
-one batched forward + backward pass over the same points; and `lime` and
-`shap` as users typically call them (``model.predict``, lime's default batch of
-10). Timings are the best of a few repeats, after a warm-up.
+Yardsticks, each measured in the same run, interleaved with what it judges
+(so a load that comes and goes hits both):
+
+- the forward floor: the same number of evaluations done as well-batched
+  calls of one compiled forward function (full batches of the adapter's
+  batch size, the remainder as one exact-size batch), fed numpy batches;
+- the gradient floor: one compiled forward + backward pass over the same
+  number of points, in batches of the adapter's batch size;
+- ``lime_image`` as users call it (``model.predict``, lime's default batch of
+  10 and quickshift segmentation, 1,000 samples).
+
+A ratio is the median over a few pairs of a method run and a floor run made
+back to back (alternating which goes first), after a warm-up, so that each
+pair sees one load; times shown are the best run. Each run uses a new seed,
+so no run reuses the samples cached by the one before. Ratios are method /
+floor: 1.00 means no overhead at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import math
 import os
+import platform
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,269 +45,607 @@ import tensorflow as tf
 import ssxwidgets as ssx
 from ssxwidgets.models import ModelAdapter
 
+#: evaluations of each perturbation method on the small CNN
 EVALUATIONS = 1000
+#: the same on MobileNetV2 (each costs ~50 times more)
+EVALUATIONS_LARGE = 300
+#: grid of sample counts searched for Spearman >= 0.9
+CONVERGENCE_GRID = (
+    *(50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200),
+    *(1600, 2000, 2400, 3200, 4000, 4800, 6400),
+)
+REFERENCE_SAMPLES = 10_000
+SECTIONS = ("speed", "users", "incremental", "memory", "convergence", "mobilenet")
 
 
-def best_of(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """The fastest of `repeats` timed calls of `fn`, in seconds."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+@dataclass
+class Row:
+    """One line of the report."""
+
+    section: str
+    name: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+    def line(self) -> str:
+        verdict = {True: "met", False: "MISSED", None: ""}[self.met]
+        return f"{self.name:<44} {self.value:>22}  {self.target:<16} {verdict}"
 
 
-def floor_forward(model: Any, x: np.ndarray, n: int, batch_size: int) -> float:
-    """Seconds for `n` evaluations as full batches of one compiled call."""
-    fn = tf.function(lambda b: model(b, training=False))
-    batch = tf.constant(np.repeat(x, batch_size, axis=0))
-    fn(batch)
-    n_batches = -(-n // batch_size)
+class Report:
+    """Rows collected in one run, printed as a table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+
+    def add(
+        self,
+        section: str,
+        name: str,
+        value: str,
+        target: str = "",
+        met: bool | None = None,
+    ) -> None:
+        row = Row(section, name, value, target, met)
+        self.rows.append(row)
+        print(f"  [{section}] {row.line()}", flush=True)
+
+    def render(self) -> str:
+        lines = []
+        section = None
+        for row in self.rows:
+            if row.section != section:
+                section = row.section
+                lines.append(f"\n== {section}")
+            lines.append(row.line())
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+# -- timing --------------------------------------------------------------------
+
+
+def best(times: list[float]) -> float:
+    """The mean of the fastest third of `times`: the runs least disturbed by
+    other work, less at the mercy of one lucky run than the minimum."""
+    fastest = sorted(times)[: max(1, len(times) // 3)]
+    return float(np.mean(fastest))
+
+
+Timing = tuple[float, float]
+
+
+def timed(fn: Callable[[], Any]) -> Timing:
+    """Wall-clock and process CPU seconds (all threads) of one call of `fn`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+class Floors:
+    """Compiled forward and forward + backward passes of one model, the
+    yardsticks every method is measured against."""
+
+    def __init__(self, model: Any, x: np.ndarray, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.forward_fn = tf.function(lambda b: model(b, training=False))
+        n_outputs = int(np.prod(model.output_shape[1:]))
+        weights = np.zeros((1, n_outputs), np.float32)
+        weights[0, 0] = 1.0
+
+        @tf.function
+        def gradient(b: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(b)
+                out = tf.reshape(model(b, training=False), (tf.shape(b)[0], -1))
+                score = tf.reduce_sum(out * weights, axis=-1)
+            return tape.gradient(score, b), score
+
+        self.gradient_fn = gradient
+        rng = np.random.default_rng(0)
+        noise = rng.normal(0, 0.05, (batch_size, *x.shape[1:])).astype(np.float32)
+        self.batch = np.clip(x[:1] + noise, 0, 1).astype(np.float32)
+
+    def _calls(self, n: int) -> list[np.ndarray]:
+        full, rest = divmod(n, self.batch_size)
+        calls = [self.batch] * full
+        if rest:
+            calls.append(self.batch[:rest])
+        return calls
+
+    def forward(self, n: int) -> Timing:
+        """Seconds for `n` evaluations as well-batched compiled calls."""
+        calls = self._calls(n)
+        for batch in {len(b): b for b in calls}.values():  # trace each size once
+            self.forward_fn(tf.constant(batch)).numpy()
+
+        def run() -> None:
+            for batch in calls:
+                self.forward_fn(tf.constant(batch)).numpy()
+
+        return timed(run)
+
+    def gradient(self, n: int) -> Timing:
+        """Seconds for `n` compiled forward + backward passes, batched."""
+        calls = self._calls(n)
+        for batch in {len(b): b for b in calls}.values():
+            self.gradient_fn(tf.constant(batch))[0].numpy()
+
+        def run() -> None:
+            for batch in calls:
+                grads, scores = self.gradient_fn(tf.constant(batch))
+                grads.numpy()
+                scores.numpy()
+
+        return timed(run)
+
+
+class Seeds:
+    """Fresh seeds, so no timed run reuses another's cached samples."""
+
+    def __init__(self) -> None:
+        self.next = 1000
+
+    def __call__(self) -> int:
+        self.next += 1
+        return self.next
+
+
+def attribute_timed(
+    model: Any, x: np.ndarray, method: str, seed: int, **params: Any
+) -> tuple[Timing, int]:
+    """Wall and CPU seconds and evaluations of one ``ssx.attribute`` call."""
+    result: list[int] = []
 
     def run() -> None:
-        for _ in range(n_batches):
-            fn(batch).numpy()
+        exp = ssx.attribute(model, x, method=method, target=0, seed=seed, **params)
+        result.append(exp.n_evaluations)
 
-    return best_of(run) * n / (n_batches * batch_size)
-
-
-def floor_gradient(model: Any, x: np.ndarray, n: int, batch_size: int) -> float:
-    """Seconds for `n` forward + backward passes in full compiled batches."""
-
-    @tf.function
-    def grad(b: Any) -> Any:
-        with tf.GradientTape() as tape:
-            tape.watch(b)
-            y = tf.reduce_sum(model(b, training=False)[:, 0])
-        return tape.gradient(y, b)
-
-    batch = tf.constant(np.repeat(x, batch_size, axis=0))
-    grad(batch)
-    n_batches = -(-n // batch_size)
-
-    def run() -> None:
-        for _ in range(n_batches):
-            grad(batch).numpy()
-
-    return best_of(run) * n / (n_batches * batch_size)
+    return timed(run), result[0]
 
 
-def time_method(
-    model: Any, x: np.ndarray, method: str, **params: Any
-) -> tuple[float, int]:
-    """Seconds and evaluations of one ssx.attribute call (after a warm-up)."""
-    ssx.attribute(model, x, method=method, target=0, **params)
-    result: dict[str, int] = {}
+@dataclass
+class Ratio:
+    """A method against its floor, from interleaved runs."""
 
-    def run() -> None:
-        result["n"] = ssx.attribute(
-            model, x, method=method, target=0, **params
-        ).n_evaluations
+    wall: float  # best method wall time over best floor wall time
+    cpu: float  # median over pairs of method CPU time over floor CPU time
+    seconds: float  # the method's best wall time
+    n: int  # its evaluations
 
-    return best_of(run, repeats=2), result["n"]
+    def text(self) -> str:
+        return f"{self.seconds:.3f} s, {self.wall:.2f}x ({self.cpu:.2f}x cpu)"
 
 
-PERTURBATION = {
-    "lime": {"n_samples": EVALUATIONS, "segmentation": "grid", "n_segments": 64},
-    "rise": {"n_samples": EVALUATIONS},
-    "kernel_shap": {"n_samples": EVALUATIONS, "segmentation": "grid", "n_segments": 64},
-    "partition_shap": {"max_evals": EVALUATIONS},
-    "occlusion": {"window": 4, "stride": 2},
-}
+def against_floor(
+    floor: Callable[[int], Timing],
+    run: Callable[[int], tuple[Timing, int]],
+    seeds: Seeds,
+    repeats: int,
+) -> Ratio:
+    """Method runs and floor runs for its evaluations, interleaved (which goes
+    first alternates), after one warm-up run.
 
-
-def bench_model(name: str, model: Any, x: np.ndarray, rows: list[str]) -> None:
-    """Every ratio for one model, appended to `rows` as printable lines."""
-    adapter = ModelAdapter(model)
-    bs = adapter.batch_size
-    rows.append(
-        f"\n== {name}: input {x.shape[1:]}, batch {bs}, device {adapter.device}"
+    Two figures: the best wall time of the method over the best of the floor
+    (`best`: the least disturbed of each), and the median over the pairs of
+    their
+    process CPU times, which other work on the machine disturbs far less
+    than wall time (CPU time counts single-threaded overhead once but
+    TensorFlow's parallel work on every core, so it understates overhead
+    when cores are idle).
+    """
+    _, n = run(seeds())
+    method_walls, floor_walls, cpu_ratios = [], [], []
+    for index in range(repeats):
+        if index % 2:
+            (wall, cpu), n = run(seeds())
+            base_wall, base_cpu = floor(n)
+        else:
+            base_wall, base_cpu = floor(n)
+            (wall, cpu), n = run(seeds())
+        method_walls.append(wall)
+        floor_walls.append(base_wall)
+        cpu_ratios.append(cpu / base_cpu)
+    return Ratio(
+        best(method_walls) / best(floor_walls),
+        float(np.median(cpu_ratios)),
+        best(method_walls),
+        n,
     )
-    floor_1000 = floor_forward(model, x, EVALUATIONS, bs)
-    rows.append(f"floor: {EVALUATIONS} evaluations in {floor_1000:.3f} s")
 
-    for method, params in PERTURBATION.items():
-        for label, target_model in (("keras", model), ("predict", model.predict)):
-            try:
-                seconds, n = time_method(target_model, x, method, **params)
-            except (ImportError, ValueError) as error:
-                rows.append(f"{method:>15} [{label}]: skipped ({error})")
-                continue
-            floor = floor_forward(model, x, n, bs)
-            rows.append(
-                f"{method:>15} [{label:>7}]: {seconds:.3f} s for {n} evals "
-                f"= {seconds / floor:.2f}x floor"
+
+# -- the sections ----------------------------------------------------------------
+
+
+def perturbation_params(evaluations: int) -> dict[str, dict[str, Any]]:
+    """Each perturbation method set to spend about `evaluations` evaluations,
+    with its other parameters at their defaults (see each SPEC.defaults).
+
+    Superpixel methods use the grid segmentation here, so the ratio measures
+    the evaluation machinery, not scikit-image (timed on its own below).
+    Occlusion's default window is 8 px with stride window // 2; a 4-px stride
+    on a 64-px image is 15 × 15 = 225 windows, so the window and stride are
+    chosen to give about `evaluations` windows.
+    """
+    return {
+        "lime": {"n_samples": evaluations, "segmentation": "grid"},
+        "rise": {"n_samples": evaluations},
+        "kernel_shap": {"n_samples": evaluations, "segmentation": "grid"},
+        "partition_shap": {"max_evals": evaluations},
+        "occlusion": {},  # set per image size in `occlusion_params`
+    }
+
+
+def occlusion_params(size: int, evaluations: int) -> dict[str, Any]:
+    """A window and stride giving about `evaluations` windows on a
+    `size`-pixel square image (at least the default window of 8)."""
+    per_side = max(2, round(math.sqrt(evaluations)))
+    window = 8
+    stride = max(1, math.ceil((size - window) / (per_side - 1)))
+    return {"window": window, "stride": stride}
+
+
+def bench_model(
+    report: Report,
+    label: str,
+    model: Any,
+    x: np.ndarray,
+    evaluations: int,
+    repeats: int,
+    seeds: Seeds,
+) -> None:
+    """Every method against the floors, on one model and one image."""
+    adapter = ssx.adapt(model)
+    floors = Floors(model, x, adapter.batch_size)
+    section = (
+        f"{label}: input {x.shape[1:]}, batch {adapter.batch_size}, {adapter.device}"
+    )
+    per_eval = best([floors.forward(evaluations)[0] for _ in range(repeats)])
+    report.add(
+        section,
+        "floor (forward)",
+        f"{per_eval / evaluations * 1e3:.3f} ms/eval",
+    )
+
+    params = perturbation_params(evaluations)
+    params["occlusion"] = occlusion_params(x.shape[1], evaluations)
+    for method, settings in params.items():
+        for kind, target in (("keras", model), ("predict", model.predict)):
+
+            def run(
+                seed: int,
+                method: str = method,
+                target: Any = target,
+                settings: dict[str, Any] = settings,
+            ) -> Any:
+                return attribute_timed(target, x, method, seed, **settings)
+
+            ratio = against_floor(floors.forward, run, seeds, repeats)
+            report.add(
+                section,
+                f"{method} [{kind}] ({ratio.n} evals)",
+                ratio.text(),
+                "<= 1.10x floor",
+                ratio.wall <= 1.10,
             )
 
-    for method, params, _points in (
+    # the floor covers the gradient points only: the forward passes a method
+    # adds (f(x), f(baseline)) count as its overhead
+    for method, settings, points in (
         ("integrated_gradients", {"n_steps": 64}, 65),
-        ("smoothgrad", {"n_samples": 64}, 64),
+        ("smoothgrad", {"n_samples": 50}, 50),
     ):
-        seconds, n = time_method(model, x, method, **params)
-        floor = floor_gradient(model, x, n, bs)
-        rows.append(
-            f"{method:>15}: {seconds:.3f} s for {n} gradient evals "
-            f"= {seconds / floor:.2f}x forward+backward floor"
+
+        def run_gradients(
+            seed: int, method: str = method, settings: dict[str, Any] = settings
+        ) -> Any:
+            return attribute_timed(model, x, method, seed, **settings)
+
+        def gradient_points(n: int, points: int = points) -> Timing:
+            return floors.gradient(points)
+
+        # a tenth of a second a run: three times the repeats cost little
+        ratio = against_floor(gradient_points, run_gradients, seeds, 3 * repeats)
+        report.add(
+            section,
+            f"{method} ({ratio.n} evals)",
+            ratio.text(),
+            "<= 1.20x fwd+bwd",
+            ratio.wall <= 1.20,
         )
 
 
-def bench_lime_users(model: Any, x: np.ndarray, rows: list[str]) -> None:
-    """ssx LIME against lime_image and shap Partition as users call them."""
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Swallow what Keras' ``predict`` and lime's progress bar print."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+
+
+def bench_users(
+    report: Report, model: Any, x: np.ndarray, repeats: int, seeds: Seeds
+) -> None:
+    """ssx against lime_image and shap as their users call them."""
     from lime import lime_image
 
+    section = "small CNN: against the libraries as users call them"
     image = x[0].astype(np.float64)
-    explainer = lime_image.LimeImageExplainer(random_state=0)
 
     def lime_user() -> None:
-        explainer.explain_instance(
-            image,
+        explainer = lime_image.LimeImageExplainer()
+        with quiet():
+            explainer.explain_instance(image, model.predict, num_samples=EVALUATIONS)
+
+    def ssx_lime() -> None:
+        ssx.attribute(
             model.predict,
-            top_labels=1,
-            num_samples=EVALUATIONS,
-            progress_bar=False,
+            x,
+            method="lime",
+            seed=seeds(),
+            n_samples=EVALUATIONS,
+            segmentation="quickshift",
         )
 
-    def predict_quiet(batch: np.ndarray) -> np.ndarray:
-        return model.predict(batch, verbose=0)
-
-    def lime_user_quiet() -> None:
-        explainer.explain_instance(
-            image,
-            predict_quiet,
-            top_labels=1,
-            num_samples=EVALUATIONS,
-            progress_bar=False,
-        )
-
-    lime_seconds = best_of(lime_user_quiet, repeats=1)
-    ours, _ = time_method(
-        model, x, "lime", n_samples=EVALUATIONS, segmentation="quickshift"
+    ssx_lime()
+    theirs, ours = [], []
+    for _ in range(min(2, repeats)):
+        theirs.append(timed(lime_user)[0])
+        ours.append(timed(ssx_lime)[0])
+    speedup = best(theirs) / best(ours)
+    report.add(
+        section,
+        "lime_image(model.predict) / ssx lime",
+        f"{best(theirs):.2f} s / {best(ours):.3f} s = {speedup:.1f}x",
+        ">= 8x faster",
+        speedup >= 8,
     )
-    rows.append(
-        f"lime_image (model.predict, batch 10): {lime_seconds:.3f} s; "
-        f"ssx lime {ours:.3f} s = {lime_seconds / ours:.1f}x faster"
+
+    from ssxwidgets.segmentation import segment
+
+    segment_times = [timed(lambda: segment(x[0], "quickshift", 50))[0]]
+    segment_times += [timed(lambda: segment(x[0], "slic", 50))[0]]
+    report.add(
+        section,
+        "  of which segmentation (quickshift, slic)",
+        f"{segment_times[0]:.3f} s, {segment_times[1]:.3f} s",
     )
 
     import shap
 
-    masker = shap.maskers.Image("blur(16,16)", x.shape[1:])
-    shap_explainer = shap.Explainer(predict_quiet, masker)
+    # shap's "blur(16,16)" masker needs OpenCV; a blurred copy of the image
+    # as the fill is the same masking without it
+    from ssxwidgets.methods.partition_shap import box_blur
+
+    masker = shap.maskers.Image(box_blur(x[0], (16, 16)))
 
     def shap_user() -> None:
-        shap_explainer(
-            x[:1], max_evals=EVALUATIONS, batch_size=50, outputs=[0], silent=True
+        explainer = shap.Explainer(model.predict, masker)
+        with quiet():
+            explainer(x[:1], max_evals=EVALUATIONS, outputs=[0], silent=True)
+
+    def ssx_partition() -> None:
+        ssx.attribute(
+            model.predict,
+            x,
+            method="partition_shap",
+            target=0,
+            seed=seeds(),
+            max_evals=EVALUATIONS,
         )
 
-    shap_seconds = best_of(shap_user, repeats=1)
-    ours, _ = time_method(model, x, "partition_shap", max_evals=EVALUATIONS)
-    rows.append(
-        f"shap Partition (model.predict): {shap_seconds:.3f} s; "
-        f"ssx partition_shap {ours:.3f} s = {shap_seconds / ours:.1f}x "
-        "faster"
+    ssx_partition()
+    theirs, ours = [], []
+    for _ in range(min(2, repeats)):
+        theirs.append(timed(shap_user)[0])
+        ours.append(timed(ssx_partition)[0])
+    report.add(
+        section,
+        "shap Partition(model.predict) / ssx",
+        f"{best(theirs):.2f} s / {best(ours):.3f} s = {best(theirs) / best(ours):.1f}x",
     )
-    del lime_user
 
 
-def bench_incremental(model: Any, x: np.ndarray, rows: list[str]) -> None:
-    """New evaluations when n_samples rises 1,000 → 2,000; peak memory."""
-    adapter = ModelAdapter(model)
-    for method in ("lime", "rise"):
-        ssx.attribute(adapter, x, method=method, target=0, n_samples=1000)
+def bench_incremental(report: Report, model: Any, x: np.ndarray) -> None:
+    """New evaluations when n_samples rises 1,000 -> 2,000."""
+    section = "small CNN: incremental sampling (1 image)"
+    for method, name in (
+        ("lime", "n_samples"),
+        ("rise", "n_samples"),
+        ("kernel_shap", "n_samples"),
+        ("relax", "n_samples"),
+        ("partition_shap", "max_evals"),
+    ):
+        adapter = ModelAdapter(model)
+        extra: dict[str, Any] = {name: 1000}
+        if method in ("lime", "kernel_shap"):
+            extra["segmentation"] = "grid"
+        ssx.attribute(adapter, x, method=method, target=0, **extra)
         before = adapter.n_evaluations
-        ssx.attribute(adapter, x, method=method, target=0, n_samples=2000)
-        rows.append(
-            f"{method}: n_samples 1000 -> 2000 cost "
-            f"{adapter.n_evaluations - before} new evaluations"
+        extra[name] = 2000
+        ssx.attribute(adapter, x, method=method, target=0, **extra)
+        spent = adapter.n_evaluations - before
+        report.add(
+            section,
+            f"{method}: {name} 1000 -> 2000",
+            f"{spent} new evals",
+            "<= 1050",
+            spent <= 1050,
         )
+
+
+def bench_memory(report: Report, model: Any, x: np.ndarray) -> None:
+    """Peak Python (numpy) memory of a run at 4,000 and 16,000 samples.
+
+    (Below a few thousand samples a run draws too few at a time to reach its
+    largest working arrays, so smaller counts would show growth that stops.)
+    """
+    section = "small CNN: peak traced memory"
+    for method in ("lime", "rise", "kernel_shap", "relax"):
+        extra: dict[str, Any] = {}
+        if method in ("lime", "kernel_shap"):
+            extra["segmentation"] = "grid"
         peaks = []
-        for n in (1000, 4000):
+        for n in (4000, 16000):
+            adapter = ModelAdapter(model)
             tracemalloc.start()
-            ssx.attribute(
-                ModelAdapter(model), x, method=method, target=0, n_samples=n, seed=n
-            )
+            ssx.attribute(adapter, x, method=method, target=0, n_samples=n, **extra)
             peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
             tracemalloc.stop()
-        rows.append(
-            f"{method}: peak Python memory {peaks[0]:.1f} MiB at 1000 "
-            f"samples, {peaks[1]:.1f} MiB at 4000"
+        growth = peaks[1] / peaks[0]
+        report.add(
+            section,
+            f"{method}: peak at 4000 / 16000 samples",
+            f"{peaks[0]:.1f} / {peaks[1]:.1f} MiB",
+            "flat (< 1.5x)",
+            growth < 1.5,
         )
 
 
-def bench_convergence(model: Any, x: np.ndarray, rows: list[str]) -> None:
-    """Samples for Spearman ≥ 0.9 with a 10,000-sample reference: ssx LIME
-    against lime_image on the same segmentation and fill."""
+def bench_convergence(
+    report: Report, model: Any, images: np.ndarray, n_seeds: int
+) -> None:
+    """Samples until Spearman >= 0.9 against a 10,000-sample reference: ssx
+    LIME against lime_image, same segmentation, fill and kernel.
+
+    lime_image evaluates through the adapter's compiled path here (only its
+    sample count matters); each method is compared with its own reference,
+    and the median over images and seeds is reported.
+    """
     from lime import lime_image
     from scipy.stats import spearmanr
 
     from ssxwidgets.segmentation import segment
 
-    segments = segment(x[0], "slic", 50)
-    reference = ssx.attribute(
-        model,
-        x,
-        method="lime",
-        target=0,
-        n_samples=10_000,
-        segmentation=segments,
-        seed=99,
-    ).segment_values[0]
+    section = (
+        f"small CNN: LIME samples to Spearman >= 0.9 vs a {REFERENCE_SAMPLES:,}-"
+        f"sample reference ({len(images)} images x {n_seeds} seeds)"
+    )
+    adapter = ModelAdapter(model)
 
-    def ours(n: int) -> np.ndarray:
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return adapter.predict(np.asarray(batch, np.float32))
+
+    def ours(image: np.ndarray, segments: np.ndarray, n: int, seed: int) -> Any:
         exp = ssx.attribute(
-            model,
-            x,
+            adapter,
+            image[None],
             method="lime",
             target=0,
             n_samples=n,
             segmentation=segments,
-            seed=1,
+            seed=seed,
         )
+        assert exp.segment_values is not None
         return exp.segment_values[0]
 
-    def theirs(n: int) -> np.ndarray:
-        explainer = lime_image.LimeImageExplainer(random_state=1)
+    def theirs(image: np.ndarray, segments: np.ndarray, n: int, seed: int) -> Any:
+        explainer = lime_image.LimeImageExplainer(random_state=seed)
         result = explainer.explain_instance(
-            x[0].astype(np.float64),
-            lambda b: model.predict(b, verbose=0),
+            image.astype(np.float64),
+            predict,
             labels=(0,),
             top_labels=None,
             num_samples=n,
-            progress_bar=False,
-            segmentation_fn=lambda image: segments,
+            segmentation_fn=lambda _: segments,
             num_features=10_000,
-            batch_size=100,
+            batch_size=256,
         )
         values = np.zeros(segments.max() + 1)
         for feature, weight in result.local_exp[0]:
             values[feature] = weight
         return values
 
-    for label, fn in (("ssx lime", ours), ("lime_image", theirs)):
-        needed = None
-        for n in (100, 200, 400, 800, 1600, 3200, 6400):
-            if spearmanr(fn(n), reference).statistic >= 0.9:
-                needed = n
-                break
-        rows.append(f"{label}: {needed or '>6400'} samples to Spearman >= 0.9")
+    needed: dict[str, list[int]] = {"ssx lime": [], "lime_image": []}
+    for index, image in enumerate(images):
+        segments = segment(image, "slic", 50)
+        for label, fn in (("ssx lime", ours), ("lime_image", theirs)):
+            reference = fn(image, segments, REFERENCE_SAMPLES, 10_000 + index)
+            for seed in range(n_seeds):
+                found = 2 * CONVERGENCE_GRID[-1]
+                for n in CONVERGENCE_GRID:
+                    rho = spearmanr(fn(image, segments, n, seed), reference).statistic
+                    if rho >= 0.9:
+                        found = n
+                        break
+                needed[label].append(found)
+    ours_n = float(np.median(needed["ssx lime"]))
+    theirs_n = float(np.median(needed["lime_image"]))
+    for label, counts in needed.items():
+        report.add(
+            section,
+            label,
+            f"median {np.median(counts):.0f}, mean {np.mean(counts):.0f}",
+        )
+    ratio_of_means = np.mean(needed["ssx lime"]) / np.mean(needed["lime_image"])
+    report.add(
+        section,
+        "ssx / lime_image (medians; means)",
+        f"{ours_n / theirs_n:.2f}; {ratio_of_means:.2f}",
+        "<= 0.33",
+        ours_n / theirs_n <= 1 / 3 + 1e-9,
+    )
+    report.notes.append(
+        f"convergence counts per run (> {CONVERGENCE_GRID[-1]} shows as "
+        f"{2 * CONVERGENCE_GRID[-1]}): {needed}"
+    )
 
 
-def small_cnn() -> Any:
-    """The demo probe when it is shipped; else a CNN of the same size."""
+# -- models ------------------------------------------------------------------------
+
+
+def small_cnn() -> tuple[Any, str]:
+    """The demo probe (its trained weights when shipped); a description."""
+    try:
+        from ssxwidgets import demo
+        from ssxwidgets.demo.image_models import build_classifier, build_encoder
+    except ImportError:
+        return _stand_in_cnn(), "stand-in CNN"
+    try:
+        return demo.load_probe(), "demo probe (trained weights)"
+    except Exception:  # weights not shipped yet: the same architecture
+        model = build_classifier(build_encoder(seed=0), "shapes_probe")
+        return model, "demo probe architecture (untrained weights)"
+
+
+def _stand_in_cnn() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64, 64, 3))
+    h = keras.layers.Conv2D(32, 5, strides=2, activation="relu")(inputs)
+    for filters in (64, 64, 128):
+        h = keras.layers.Conv2D(filters, 3, strides=2, activation="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    return keras.Model(inputs, keras.layers.Dense(6)(h))
+
+
+def test_images(n: int) -> np.ndarray:
+    """`(n, 64, 64, 3)` demo shapes images, or noise without the demo."""
     try:
         from ssxwidgets import demo
 
-        return demo.load_probe()
-    except Exception:  # the demo weights are optional for benchmarking
-        import keras
+        return np.asarray(demo.shapes(n, seed=7).images, np.float32)
+    except ImportError:
+        rng = np.random.default_rng(0)
+        return rng.random((n, 64, 64, 3), dtype=np.float32)
 
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((64, 64, 3))
-        h = keras.layers.Conv2D(32, 5, strides=2, activation="relu")(inputs)
-        for filters in (64, 64, 128):
-            h = keras.layers.Conv2D(filters, 3, strides=2, activation="relu")(h)
-        h = keras.layers.GlobalAveragePooling2D()(h)
-        return keras.Model(inputs, keras.layers.Dense(6)(h))
+
+def machine() -> str:
+    """CPU count, model and the load averages now."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"{os.cpu_count()} cores ({cpu}); load average {load}"
 
 
 def main() -> None:
@@ -300,25 +653,56 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="the small CNN only, no MobileNetV2"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=8, help="timed pairs (method, floor) per row"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=4, help="seeds per image for convergence"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args()
-    rows: list[str] = []
-    rng = np.random.default_rng(0)
+    only = set(args.only.split(","))
+    report = Report()
+    seeds = Seeds()
+    started = time.perf_counter()
+    print(f"ssxwidgets {ssx.__version__}, tensorflow {tf.__version__}, {machine()}")
 
-    cnn = small_cnn()
-    x64 = rng.random((1, 64, 64, 3), dtype=np.float32)
-    bench_model("small CNN", cnn, x64, rows)
-    bench_lime_users(cnn, x64, rows)
-    bench_incremental(cnn, x64, rows)
-    bench_convergence(cnn, x64, rows)
-    if not args.quick:
+    cnn, description = small_cnn()
+    x64 = test_images(1)
+    report.notes.append(f"small CNN: {description}, {cnn.count_params():,} params")
+    if "speed" in only:
+        bench_model(report, "small CNN", cnn, x64, EVALUATIONS, args.repeats, seeds)
+    if "users" in only:
+        bench_users(report, cnn, x64, args.repeats, seeds)
+    if "incremental" in only:
+        bench_incremental(report, cnn, x64)
+    if "memory" in only:
+        bench_memory(report, cnn, x64)
+    if "convergence" in only:
+        bench_convergence(report, cnn, test_images(3), args.seeds)
+    if not args.quick and "mobilenet" in only:
         import keras
 
         mobilenet = keras.applications.MobileNetV2(
             weights=None, input_shape=(224, 224, 3), classifier_activation=None
         )
-        x224 = rng.random((1, 224, 224, 3), dtype=np.float32)
-        bench_model("MobileNetV2", mobilenet, x224, rows)
-    print("\n".join(rows))
+        x224 = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
+        bench_model(
+            report,
+            "MobileNetV2",
+            mobilenet,
+            x224,
+            EVALUATIONS_LARGE,
+            3,
+            seeds,
+        )
+    report.notes.append(f"finished in {time.perf_counter() - started:.0f} s")
+    report.notes.append(machine())
+    print(report.render())
 
 
 if __name__ == "__main__":

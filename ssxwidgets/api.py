@@ -21,15 +21,22 @@ import numpy as np
 from ._errors import Cancelled
 from ._log import logger
 from .explanation import Explanation
-from .methods import get_method
+from .methods import get_method, get_validator
 from .methods._base import Request
 from .models import ModelAdapter, adapt
-from .targets import resolve_target
+from .targets import BoundTarget, resolve_target
 
 __all__ = ["attribute", "explain", "prepare", "stream"]
 
 #: problems whose sampling state is kept for incremental reruns, per adapter
 _CACHE_SIZE = 8
+
+#: parameters that only set how much work is done: runs differing in them
+#: share one problem cache, so more work continues from what was done
+_BUDGETS = ("n_samples", "max_evals")
+
+#: the target of a request whose parameters are being checked: no weights yet
+_UNBOUND = BoundTarget(np.zeros((0, 0), np.float32), False, "(not bound yet)")
 
 
 def prepare(
@@ -45,8 +52,10 @@ def prepare(
     """Check everything and build the `Request` a method runs on.
 
     Every mistake is caught here, before any work starts: an unknown method
-    or parameter, a model that cannot give the gradients a method needs,
-    inputs of the wrong shape or with NaN, a class index out of range.
+    or parameter, a parameter out of range or of the wrong kind (the method's
+    ``validate``), a model that cannot give the gradients a method needs,
+    inputs of the wrong shape or with NaN, a class index out of range. So
+    `stream` raises when it is called, not at its first ``next()``.
     """
     adapter = adapt(model)
     spec, _ = get_method(method)
@@ -71,9 +80,13 @@ def prepare(
             f"{method} applies to {' and '.join(spec.inputs)} inputs; got "
             f"{kind} inputs of shape {batch.shape}"
         )
-    bound = resolve_target(target, adapter).bind(adapter, batch)
+    resolved = resolve_target(target, adapter)
     settings = {**spec.defaults, **params}
-    request = Request(adapter, batch, bound, settings, spec, int(seed), cancel)
+    # the method's own checks come before the target is bound, since binding
+    # some targets ("top", embeddings) evaluates the model
+    request = Request(adapter, batch, _UNBOUND, settings, spec, int(seed), cancel)
+    get_validator(method)(request)
+    request.target = resolved.bind(adapter, batch)
     request.cache = _problem_cache(adapter, request)
     return request
 
@@ -176,15 +189,16 @@ def explain(model: Any, inputs: Any, method: str | None = None, **kwargs: Any) -
 
 
 def _problem_cache(adapter: ModelAdapter, request: Request) -> dict[str, Any]:
-    """The cache of everything but the sample count, kept on the adapter."""
+    """The cache of everything but the budget (`_BUDGETS`), kept on the
+    adapter."""
     caches: OrderedDict[str, dict[str, Any]] = adapter.__dict__.setdefault(
         "_problem_caches", OrderedDict()
     )
     digest = hashlib.sha1()
-    digest.update(_weights_fingerprint(adapter.model).encode())
+    digest.update(adapter.weights_fingerprint().encode())
     digest.update(request.inputs.tobytes())
     digest.update(request.target.weights.tobytes())
-    settings = {k: v for k, v in request.params.items() if k != "n_samples"}
+    settings = {k: v for k, v in request.params.items() if k not in _BUDGETS}
     digest.update(
         repr(
             (
@@ -200,18 +214,6 @@ def _problem_cache(adapter: ModelAdapter, request: Request) -> dict[str, Any]:
     while len(caches) > _CACHE_SIZE:
         caches.popitem(last=False)
     return cache
-
-
-def _weights_fingerprint(model: Any) -> str:
-    """A digest of a Keras model's weights, so retraining invalidates caches;
-    other models are keyed by identity."""
-    weights = getattr(model, "weights", None)
-    if not weights:
-        return f"model:{id(model)}"
-    digest = hashlib.sha1()
-    for weight in weights:
-        digest.update(np.asarray(weight).tobytes())
-    return digest.hexdigest()
 
 
 def _fingerprint(value: Any) -> str:

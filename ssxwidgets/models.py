@@ -1,8 +1,9 @@
 """The model adapter: the one batched, compiled path to a model.
 
 Every evaluation a method makes goes through a `ModelAdapter`: inputs are cut
-into batches of a fixed size (the last one padded, smaller calls padded to a
-power of two) so the compiled function never retraces for a new length; the
+into batches of at most the batch size, and each compiled function is traced
+once with the batch dimension left open, so any length reuses that trace and
+no padded row is ever computed; the
 target's reduction to one scalar per input runs inside the same compiled call;
 the batch size halves and the batch is retried when the device runs out of
 memory; and every evaluation is counted.
@@ -17,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import threading
@@ -372,6 +374,100 @@ class ModelAdapter:
         (scores,) = self._run(fn, (inputs, weights), cancel)
         return scores
 
+    def evaluate_blend(
+        self,
+        inputs: np.ndarray,
+        fill: np.ndarray,
+        masks: np.ndarray,
+        target: BoundTarget,
+        rows: np.ndarray,
+        fill_rows: np.ndarray | None = None,
+        *,
+        cancel: CancelCheck = None,
+    ) -> np.ndarray:
+        """The target's scalars `(M,)` for inputs blended with a fill.
+
+        Row ``m`` is ``x`` where ``masks[m]`` is true and ``f`` elsewhere,
+        with ``x = inputs[rows[m]]`` and ``f = fill[fill_rows[m]]`` (exactly
+        their values); a float mask in [0, 1] blends, ``x · mask + f · (1 −
+        mask)``. The blends are made inside the compiled call, so only the
+        masks cross to the device, never the perturbed inputs.
+
+        Parameters
+        ----------
+        inputs
+            `(N, ...)` the inputs perturbed.
+        fill
+            `(B, ...)` what masked-out parts become (shaped like the inputs).
+        masks
+            `(M, ...)` bool or float: one mask per row over the leading axes
+            of one input, e.g. `(M, H, W)` for images `(N, H, W, C)` (every
+            channel alike) or `(M, F)` for tables; broadcast over the rest.
+        target
+            The target bound to `inputs`.
+        rows
+            `(M,)` the input each row perturbs (and its target weights).
+        fill_rows
+            `(M,)` the fill row each row takes; default `rows`.
+        """
+        inputs = np.asarray(inputs, np.float32)
+        fill = np.asarray(fill, np.float32)
+        masks = np.asarray(masks)
+        if masks.dtype != bool:
+            masks = masks.astype(np.float32, copy=False)
+        rows = np.asarray(rows, np.int32)
+        fill_rows = rows if fill_rows is None else np.asarray(fill_rows, np.int32)
+        extra = inputs.ndim - masks.ndim
+        if (
+            extra < 0
+            or masks.shape[1:] != inputs.shape[1 : masks.ndim]
+            or fill.shape[1:] != inputs.shape[1:]
+            or not len(masks) == len(rows) == len(fill_rows)
+        ):
+            raise ValueError(
+                f"masks (M, ...) must cover the leading axes of one input "
+                f"{inputs.shape[1:]}, fill rows must be shaped like the inputs, and "
+                f"rows (M,) must match the masks; got masks {masks.shape}, fill "
+                f"{fill.shape}, rows {rows.shape}"
+            )
+        if not self.differentiable:
+            return self._blend_callable(
+                inputs, fill, masks, target, rows, fill_rows, cancel
+            )
+        weights = target.weights[rows]
+        boolean = masks.dtype == bool
+        # one function per kind of mask and shape: the graph is built for them
+        name = f"blend:{int(boolean)}:{masks.shape[1:]}:{inputs.shape[1:]}"
+        name += f":{int(target.normalize)}"
+        fn = self._function(name, self._blend_graph(boolean, target.normalize))
+        (scores,) = self._run(
+            fn, (masks, rows, fill_rows, weights), cancel, shared=(inputs, fill)
+        )
+        return scores
+
+    def _blend_callable(
+        self,
+        inputs: np.ndarray,
+        fill: np.ndarray,
+        masks: np.ndarray,
+        target: BoundTarget,
+        rows: np.ndarray,
+        fill_rows: np.ndarray,
+        cancel: CancelCheck,
+    ) -> np.ndarray:
+        """`evaluate_blend` for a plain callable: the blends made in numpy,
+        one batch at a time."""
+        expand = (slice(None),) * masks.ndim + (None,) * (inputs.ndim - masks.ndim)
+        scores = []
+        for start in range(0, len(masks), self.batch_size):
+            stop = start + self.batch_size
+            m = masks[start:stop][expand]
+            x, f = inputs[rows[start:stop]], fill[fill_rows[start:stop]]
+            blended = np.where(m, x, f) if m.dtype == bool else x * m + f * (1 - m)
+            outputs = self._run_callable(blended.astype(np.float32), cancel)
+            scores.append(target.reduce(outputs, rows[start:stop]))
+        return np.concatenate(scores) if scores else np.zeros(0, np.float32)
+
     def gradients(
         self,
         inputs: np.ndarray,
@@ -414,6 +510,37 @@ class ModelAdapter:
         acts, grads, scores = self._run(fn, (inputs, weights), cancel)
         return acts, grads, scores
 
+    def weights_fingerprint(self) -> str:
+        """A digest of the model's weights as they are now, so results cached
+        for one set of weights are not served after training or loading.
+
+        For Keras models and layers: each weight's sum and sum of squares in
+        float64, taken by one compiled call on the device (no weights copied
+        to the host); any update a training step or a weight load makes
+        changes them. Other models are identified by the object itself.
+        """
+        weights = getattr(self.model, "weights", None)
+        if self.kind not in ("keras", "layer") or not weights:
+            return f"model:{id(self.model)}"
+        name = f"fingerprint:{len(weights)}"
+        fn = self._compiled.get(name)
+        if fn is None:
+            tf = _tf()
+
+            def moments() -> Any:
+                parts = []
+                for weight in self.model.weights:
+                    value = tf.cast(tf.reshape(weight, [-1]), tf.float64)
+                    parts += [tf.reduce_sum(value), tf.reduce_sum(value * value)]
+                return tf.stack(parts)
+
+            fn = tf.function(moments, autograph=False)
+            self._compiled[name] = fn
+        shapes = [tuple(w.shape) for w in weights]
+        digest = hashlib.sha1(repr(shapes).encode())
+        digest.update(np.asarray(fn()).tobytes())
+        return digest.hexdigest()
+
     def find_layer(self, layer: str | None = None) -> str:
         """The name of `layer`, or of the last layer with a spatial output."""
         if self.kind != "keras":
@@ -453,9 +580,22 @@ class ModelAdapter:
     def _function(self, name: str, python_fn: Callable[..., Any]) -> Any:
         fn = self._compiled.get(name)
         if fn is None:
-            fn = _tf().function(python_fn, reduce_retracing=False, autograph=False)
+            fn = _tf().function(python_fn, reduce_retracing=True, autograph=False)
             self._compiled[name] = fn
         return fn
+
+    def _trace_open(self, fn: Any, arrays: tuple[np.ndarray, ...]) -> None:
+        """Trace `fn` once for these arrays with their first dimension open,
+        so every batch length dispatches to that one trace."""
+        tf = _tf()
+        shapes = tuple((a.shape[1:], a.dtype.str) for a in arrays)
+        traced: set[Any] = self.__dict__.setdefault("_traced", set())
+        key = (id(fn), shapes)
+        if key in traced or not hasattr(fn, "get_concrete_function"):
+            return
+        specs = [tf.TensorSpec((None, *a.shape[1:]), a.dtype) for a in arrays]
+        fn.get_concrete_function(*specs)
+        traced.add(key)
 
     def _outputs(self, x: Any) -> Any:
         tf = _tf()
@@ -473,6 +613,15 @@ class ModelAdapter:
     def _evaluate_graph(self, normalize: bool) -> Callable[..., Any]:
         def graph(x: Any, w: Any) -> Any:
             return (_reduce(self._outputs(x), w, normalize),)
+
+        return graph
+
+    def _blend_graph(self, boolean: bool, normalize: bool) -> Callable[..., Any]:
+        tf = _tf()
+
+        def graph(masks: Any, rows: Any, fill_rows: Any, w: Any, x: Any, f: Any) -> Any:
+            blended = _blend(tf, masks, rows, fill_rows, x, f, boolean)
+            return (_reduce(self._outputs(blended), w, normalize),)
 
         return graph
 
@@ -517,22 +666,27 @@ class ModelAdapter:
         return self._taps[name]
 
     def _run(
-        self, fn: Any, arrays: tuple[np.ndarray, ...], cancel: CancelCheck
+        self,
+        fn: Any,
+        arrays: tuple[np.ndarray, ...],
+        cancel: CancelCheck,
+        shared: tuple[np.ndarray, ...] = (),
     ) -> list[np.ndarray]:
+        """Call `fn` on batches of `arrays` (cut along their first axis),
+        followed by the `shared` arrays whole; the results concatenated."""
         tf = _tf()
         n = len(arrays[0])
+        self._trace_open(fn, arrays + shared)
+        constants = [tf.constant(a) for a in shared]
         pieces: list[list[np.ndarray]] = []
         start = 0
         while start < n:
             if cancel is not None and cancel():
                 raise Cancelled()
             stop = min(n, start + self.batch_size)
-            rows = stop - start
-            batch = [
-                _pad(a[start:stop], _bucket(rows, self.batch_size)) for a in arrays
-            ]
             try:
-                results = fn(*[tf.constant(b) for b in batch])
+                batch = [tf.constant(a[start:stop]) for a in arrays]
+                results = fn(*batch, *constants)
             except tf.errors.ResourceExhaustedError:
                 if self.batch_size == 1:
                     raise
@@ -541,9 +695,11 @@ class ModelAdapter:
                     "out of memory; batch size halved to %s", self._batch_size
                 )
                 continue
-            pieces.append([r.numpy()[:rows] for r in results])
-            self._count(rows)
+            pieces.append([r.numpy() for r in results])
+            self._count(stop - start)
             start = stop
+        if len(pieces) == 1:
+            return pieces[0]
         return [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
 
     def _run_callable(self, inputs: np.ndarray, cancel: CancelCheck) -> np.ndarray:
@@ -573,26 +729,47 @@ class ModelAdapter:
         )
 
 
+def _blend(
+    tf: Any, masks: Any, rows: Any, fill_rows: Any, x: Any, f: Any, boolean: bool
+) -> Any:
+    """Inside a compiled call: `(M, ...)` blends of inputs `x` `(N, ...)`
+    (row ``rows[m]``) and fills `f` `(B, ...)` (row ``fill_rows[m]``) under
+    `masks` `(M, ...)` over the leading axes of one input.
+
+    Each form was the fastest measured for its case (256 images of 64 × 64 ×
+    3 on two CPU cores: 1-2 ms, against 4 ms for one broadcast ``x · m +
+    f · (1 − m)``): bool masks over every axis, a ``where`` on flat rows;
+    bool masks over the leading axes only, one gather of each element group
+    (e.g. a pixel's channels) from the fill's or the input's; float masks,
+    the blend ``x · m + f · (1 − m)``.
+    """
+    shape = tuple(int(d) for d in x.shape[1:])
+    lead = math.prod(shape[: len(masks.shape) - 1])
+    trail = math.prod(shape[len(masks.shape) - 1 :])
+    if not boolean:
+        m = tf.reshape(masks, (-1, lead, 1))
+        x = tf.reshape(tf.gather(x, rows), (-1, lead, trail))
+        f = tf.reshape(tf.gather(f, fill_rows), (-1, lead, trail))
+        return tf.reshape(x * m + f * (1.0 - m), (-1, *shape))
+    m = tf.reshape(masks, (-1, lead))
+    if trail == 1:
+        x = tf.reshape(tf.gather(x, rows), (-1, lead))
+        f = tf.reshape(tf.gather(f, fill_rows), (-1, lead))
+        return tf.reshape(tf.where(m, x, f), (-1, *shape))
+    # a table of element groups, the fills' then the inputs', and per row the
+    # index of each group in it: its input's where kept, its fill's elsewhere
+    table = tf.concat([tf.reshape(f, (-1, trail)), tf.reshape(x, (-1, trail))], 0)
+    kept = (tf.shape(f)[0] + rows[:, None]) * lead
+    start = tf.where(m, kept, fill_rows[:, None] * lead)
+    blended = tf.gather(table, start + tf.range(lead)[None])
+    return tf.reshape(blended, (-1, *shape))
+
+
 def _reduce(outputs: Any, weights: Any, normalize: bool) -> Any:
     tf = _tf()
     if normalize:
         outputs = tf.math.l2_normalize(outputs, axis=-1)
     return tf.reduce_sum(outputs * weights, axis=-1)
-
-
-def _bucket(rows: int, batch_size: int) -> int:
-    """The padded length for a batch of `rows`: the batch size, or a power of
-    two below it, so a model sees at most log2(batch_size) + 1 shapes."""
-    if rows >= batch_size:
-        return batch_size
-    return min(batch_size, 2 ** math.ceil(math.log2(rows)))
-
-
-def _pad(array: np.ndarray, size: int) -> np.ndarray:
-    if len(array) == size:
-        return np.ascontiguousarray(array)
-    pad = np.zeros((size - len(array), *array.shape[1:]), array.dtype)
-    return np.concatenate([array, pad])
 
 
 def _output_shape(layer: Any) -> tuple[int | None, ...] | None:

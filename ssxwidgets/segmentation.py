@@ -12,11 +12,17 @@ API (stable; other method modules import it):
   ids ``0..S-1``, consecutive.
 - `segment_batch` ``(inputs (N, H, W, C), segmentation, n_segments) ->
   (N, H, W)``.
+- `check_segmentation` ``(inputs, segmentation, n_segments) -> None``: the
+  errors `segment_batch` would raise, without segmenting (a method's
+  ``validate``).
 - `count_segments` ``(segments (N, H, W)) -> (N,)``: ``S`` of each image.
 - `fill_masks` ``(inputs, segments, z (M, S) bool, baseline, rows) ->
   (M, H, W, C)``: segment kept where ``z`` is true, baseline elsewhere.
 - `fill_features` ``(inputs (N, F), z (M, F), baseline, rows) -> (M, F)``:
   the same for tables.
+- `segment_masks` ``(segments, z (M, S) bool, rows) -> (M, H, W)`` bool:
+  the pixels each coalition keeps (what `ModelAdapter.evaluate_blend`
+  takes).
 - `segment_means` ``(inputs, segments) -> (N, H, W, C)``: every pixel
   replaced by its segment's mean colour (lime_image's ``hide_color=None``).
 - `resolve_fill` ``(baseline, inputs, segments, seed)``: a baseline as
@@ -44,12 +50,14 @@ from .baselines import resolve_baseline
 
 __all__ = [
     "SEGMENTATION_NAMES",
+    "check_segmentation",
     "count_segments",
     "fill_features",
     "fill_masks",
     "resolve_fill",
     "segment",
     "segment_batch",
+    "segment_masks",
     "segment_means",
     "to_pixels",
 ]
@@ -108,7 +116,11 @@ def segment(
         return _validated(
             np.asarray(segmentation(image)), (height, width), "callable's result"
         )
-    raise ValueError(
+    raise ValueError(_bad_kind(segmentation))
+
+
+def _bad_kind(segmentation: Any) -> str:
+    return (
         f"segmentation must be one of {', '.join(map(repr, SEGMENTATION_NAMES))}, "
         "an (H, W) integer array or a callable from an image to one; got "
         f"{type(segmentation).__name__}"
@@ -146,6 +158,38 @@ def segment_batch(
         single = segment(inputs[0], segmentation)
         return np.repeat(single[None], len(inputs), axis=0)
     return np.stack([segment(image, segmentation, n_segments) for image in inputs])
+
+
+def check_segmentation(
+    inputs: np.ndarray, segmentation: Any = "slic", n_segments: Any = 50
+) -> None:
+    """Raise what `segment_batch` would for these arguments, cheaply.
+
+    A name and `n_segments` are checked without segmenting anything, an
+    array is validated against the images' `(H, W)`; a callable is only
+    known to be callable (its result is checked when it is called).
+
+    Raises
+    ------
+    ValueError
+        For inputs that are not images `(N, H, W, C)`, an unknown name, an
+        array of the wrong shape or type, or `n_segments` out of range.
+    TypeError
+        When `n_segments` is not an int.
+    """
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 4:
+        raise ValueError(
+            "segmentation applies to images of shape (N, H, W, C); got inputs of "
+            f"shape {inputs.shape}"
+        )
+    if isinstance(segmentation, str):
+        _check_n_segments(n_segments, inputs.shape[1] * inputs.shape[2])
+        _check_name(segmentation)
+    elif isinstance(segmentation, np.ndarray | list):
+        segment_batch(inputs, np.asarray(segmentation))
+    elif not callable(segmentation):
+        raise ValueError(_bad_kind(segmentation))
 
 
 def count_segments(segments: np.ndarray) -> np.ndarray:
@@ -186,15 +230,36 @@ def fill_masks(
         `(M, H, W, C)` float32.
     """
     rows = np.asarray(rows)
+    keep = segment_masks(segments, z, rows)
+    fill = baseline[rows if baseline_rows is None else baseline_rows]
+    return np.where(keep[..., None], inputs[rows], fill).astype(np.float32, copy=False)
+
+
+def segment_masks(segments: np.ndarray, z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`(M, H, W)` bool: the pixels each coalition keeps.
+
+    Parameters
+    ----------
+    segments
+        `(N, H, W)` ids ``0..S_i-1``.
+    z
+        `(M, S)` bool, ``S >= max S_i``: which segments each row keeps.
+    rows
+        `(M,)` the image each row belongs to.
+    """
+    rows = np.asarray(rows)
     z = np.asarray(z, bool)
     if z.ndim != 2 or len(z) != len(rows):
         raise ValueError(
             f"z must have shape (M, S) with M = len(rows) = {len(rows)}; got {z.shape}"
         )
-    maps = segments[rows].reshape(len(rows), -1)
-    keep = np.take_along_axis(z, maps, axis=1).reshape(segments[rows].shape)
-    fill = baseline[rows if baseline_rows is None else baseline_rows]
-    return np.where(keep[..., None], inputs[rows], fill).astype(np.float32, copy=False)
+    if len(rows) and (rows == rows[0]).all():  # one image: one gather
+        return z[:, segments[rows[0]]]
+    keep = np.empty((len(rows), *segments.shape[1:]), bool)
+    for row in np.unique(rows):
+        where = rows == row
+        keep[where] = z[where][:, segments[row]]
+    return keep
 
 
 def fill_features(
@@ -304,15 +369,19 @@ def _check_n_segments(value: Any, pixels: int) -> int:
     return int(value)
 
 
-def _named(name: str, image: np.ndarray, n_segments: int) -> np.ndarray:
-    height, width, channels = image.shape
-    if name == "grid":
-        return _grid(height, width, n_segments)
+def _check_name(name: str) -> None:
     if name not in SEGMENTATION_NAMES:
         raise ValueError(
             f"segmentation name must be one of "
             f"{', '.join(map(repr, SEGMENTATION_NAMES))}; got {name!r}"
         )
+
+
+def _named(name: str, image: np.ndarray, n_segments: int) -> np.ndarray:
+    height, width, channels = image.shape
+    _check_name(name)
+    if name == "grid":
+        return _grid(height, width, n_segments)
     from skimage import segmentation as skseg
 
     scaled = _unit_range(image)

@@ -100,3 +100,53 @@ def test_map_of_a_table_explains_why_not():
     )
     with pytest.raises(ValueError, match=r"\(N, H, W, C\).*\(1, 8\)"):
         _ = exp.map
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "error", "match"),
+    [
+        ("saliency", {"absolute": "yes"}, TypeError, r"absolute.*got 'yes'"),
+        ("integrated_gradients", {"n_steps": 0}, ValueError, r"n_steps.*got 0"),
+        ("smoothgrad", {"noise": 3.0}, ValueError, r"noise.*got 3.0"),
+        ("expected_gradients", {"background": np.zeros((2, 4))}, ValueError, "M,"),
+        ("gradcam", {"layer": "nope"}, ValueError, r"'nope'"),
+        ("occlusion", {"window": 0}, ValueError, r"window.*got 0"),
+        (
+            "rise",
+            {"baseline": np.zeros((5, 5, 3))},
+            ValueError,
+            r"\(32, 32, 3\).*got .*\(5, 5, 3\)",
+        ),
+        ("relax", {"p": 1.0}, ValueError, r"p must be in \(0, 1\)"),
+        ("lime", {"n_samples": 0}, ValueError, r"n_samples.*got 0"),
+        ("lime", {"segmentation": "watershed"}, ValueError, "got 'watershed'"),
+        ("kernel_shap", {"l1_reg": "lots"}, ValueError, r"l1_reg.*got 'lots'"),
+        ("kernel_shap", {"segmentation": 3.5}, ValueError, "segmentation.*float"),
+        ("partition_shap", {"max_evals": 2}, ValueError, r"max_evals.*got 2"),
+        ("partition_shap", {"masker": "blur(0,8)"}, ValueError, "blur"),
+    ],
+)
+def test_stream_refuses_bad_parameters_when_called(method, params, error, match):
+    """ssx.stream raises a bad parameter's error at the call itself, before
+    the generator is iterated and before the model is evaluated once (even
+    for the default target, the predicted class, which needs an evaluation
+    to bind)."""
+    adapter = ssx.ModelAdapter(factories.small_cnn())
+    with pytest.raises(error, match=match):
+        ssx.stream(adapter, factories.images(1), method=method, **params)
+    assert adapter.n_evaluations == 0
+
+
+def test_run_checks_a_request_built_by_hand():
+    """A request built by hand (not through prepare) is checked by run with
+    the same error, before any evaluation."""
+    from ssxwidgets.api import prepare
+    from ssxwidgets.methods import get_method
+
+    adapter = ssx.ModelAdapter(factories.small_cnn())
+    request = prepare(adapter, factories.images(1), "lime", target=0)
+    request.params["n_samples"] = 1
+    _, run = get_method("lime")
+    with pytest.raises(ValueError, match=r"n_samples.*got 1"):
+        next(run(request))
+    assert adapter.n_evaluations == 0

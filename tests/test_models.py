@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import ssxwidgets as ssx
-from ssxwidgets.models import ModelAdapter, _bucket, adapt
+from ssxwidgets.models import ModelAdapter, adapt
 from ssxwidgets.targets import ClassTarget
 
 
@@ -19,8 +19,9 @@ def cnn():
     return factories.small_cnn()
 
 
-def test_batches_are_padded_so_nothing_retraces(cnn):
-    """Any number of inputs reuses at most log2(batch size) + 1 traces."""
+def test_any_batch_length_reuses_one_trace(cnn):
+    """Any number of inputs, in any order of lengths, reuses a single trace
+    of the compiled function."""
     adapter = ModelAdapter(cnn, batch_size=16)
     target = ClassTarget(1).bind(adapter, factories.images(1))
     for n in (16, 16, 40, 7, 5, 33, 1, 2):
@@ -28,7 +29,7 @@ def test_batches_are_padded_so_nothing_retraces(cnn):
         scores = adapter.evaluate(x, target.take(np.zeros(n, int)))
         assert scores.shape == (n,)
     traces = adapter._compiled["evaluate"].experimental_get_tracing_count()
-    assert traces <= 5  # 16, 8, 4, 1, 2
+    assert traces == 1
 
 
 def test_evaluate_matches_the_model_and_counts_every_row(cnn):
@@ -41,10 +42,23 @@ def test_evaluate_matches_the_model_and_counts_every_row(cnn):
     assert adapter.n_evaluations == 11
 
 
-def test_bucket_sizes_are_powers_of_two_up_to_the_batch():
-    """Short batches pad to the next power of two, never past the batch size."""
-    assert [_bucket(n, 64) for n in (1, 3, 8, 9, 64, 65)] == [1, 4, 8, 16, 64, 64]
-    assert _bucket(20, 24) == 24
+def test_no_padded_rows_are_computed(cnn):
+    """A short call is not padded: the compiled function sees exactly the
+    rows asked for, in batches of at most the batch size."""
+    adapter = ModelAdapter(cnn, batch_size=8)
+    x = factories.images(11)
+    target = ClassTarget(0).bind(adapter, x)
+    real = adapter._function("evaluate", adapter._evaluate_graph(False))
+    seen = []
+
+    def spy(*arrays):
+        seen.append(int(arrays[0].shape[0]))
+        return real(*arrays)
+
+    adapter._compiled["evaluate"] = spy
+    scores = adapter.evaluate(x, target)
+    assert seen == [8, 3]
+    np.testing.assert_allclose(scores, cnn(x).numpy()[:, 0], rtol=1e-5, atol=1e-6)
 
 
 def test_predict_method_is_unwrapped_to_the_model(cnn):
@@ -176,3 +190,45 @@ def test_cancel_stops_between_batches(cnn):
     with pytest.raises(ssx.Cancelled):
         adapter.evaluate(x, target, cancel=lambda: adapter.n_evaluations >= 8)
     assert adapter.n_evaluations == 8
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_blends_are_made_inside_the_call_as_numpy_would(cnn, kind):
+    """evaluate_blend scores x·m + f·(1 − m) for each row's input, fill row
+    and mask (every channel alike), as evaluating the blends built in numpy
+    does, for a Keras model and for a plain callable."""
+    rng = np.random.default_rng(0)
+    x = factories.images(2)
+    fill = factories.images(3, seed=9)
+    masks = rng.random((7, 32, 32)) < 0.5
+    if kind == "float":
+        masks = rng.random((7, 32, 32)).astype(np.float32)
+    rows = np.array([0, 1, 1, 0, 1, 0, 0])
+    fill_rows = np.array([2, 0, 1, 1, 2, 0, 2])
+    m = masks[..., None].astype(np.float32)
+    blends = x[rows] * m + fill[fill_rows] * (1 - m)
+
+    def plain(batch):
+        return cnn(batch, training=False).numpy()
+
+    for model in (cnn, ModelAdapter(plain, input_shape=(32, 32, 3))):
+        adapter = ModelAdapter(model, batch_size=4) if model is cnn else model
+        target = ClassTarget(3).bind(adapter, x)
+        before = adapter.n_evaluations  # a callable is probed once for its size
+        scores = adapter.evaluate_blend(x, fill, masks, target, rows, fill_rows)
+        want = cnn(blends).numpy()[:, 3]
+        np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-5)
+        assert adapter.n_evaluations - before == 7
+
+
+def test_weights_fingerprint_follows_the_weights(cnn):
+    """The fingerprint that keys cached samples is stable while the weights
+    are, and changes when any weight changes (training, loading)."""
+    model = factories.small_cnn(seed=3)
+    adapter = ModelAdapter(model)
+    first = adapter.weights_fingerprint()
+    assert adapter.weights_fingerprint() == first
+    weights = model.get_weights()
+    weights[-1] = weights[-1] + 1e-6
+    model.set_weights(weights)
+    assert adapter.weights_fingerprint() != first

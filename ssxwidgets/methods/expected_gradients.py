@@ -24,7 +24,7 @@ from ._base import MAX_SAMPLES, MethodSpec, Request, check_count, relative_chang
 from .integrated_gradients import completeness, is_array_like
 from .smoothgrad import BLOCK, block_rng, sample_blocks
 
-__all__ = ["DEFAULT_IMAGE_BACKGROUND", "SPEC", "run"]
+__all__ = ["DEFAULT_IMAGE_BACKGROUND", "SPEC", "run", "validate"]
 
 #: the references used for images when no background is given: black, the
 #: image blurred, and uniform noise over the inputs' range
@@ -66,9 +66,8 @@ def run(request: Request) -> Iterator[Explanation]:
         ``completeness_delta`` and ``completeness_relative_delta`` `(N,)`,
         which shrink towards 0 as ``n_samples`` grows.
     """
-    n_samples = check_count("n_samples", request.params["n_samples"], 1, MAX_SAMPLES)
+    n_samples, references, shared = _checked(request)
     inputs = request.inputs
-    references, shared = _references(request.params["background"], inputs, request.seed)
 
     n = len(inputs)
     shape = inputs.shape[1:]
@@ -104,6 +103,21 @@ def run(request: Request) -> Iterator[Explanation]:
             convergence=convergence,
             extras=completeness(values, outputs, base_values),
         )
+
+
+def validate(request: Request) -> None:
+    """Check ``n_samples`` and ``background`` (no evaluation)."""
+    _checked(request)
+
+
+def _checked(request: Request) -> tuple[int, np.ndarray, bool]:
+    """``n_samples``, the references and whether they are shared (see
+    `_references`), checked."""
+    n_samples = check_count("n_samples", request.params["n_samples"], 1, MAX_SAMPLES)
+    references, shared = _references(
+        request.params["background"], request.inputs, request.seed
+    )
+    return n_samples, references, shared
 
 
 def _references(

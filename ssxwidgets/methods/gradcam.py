@@ -19,7 +19,7 @@ import numpy as np
 from ..explanation import Explanation
 from ._base import MethodSpec, Request
 
-__all__ = ["SPEC", "check_layer", "run", "run_cam", "upsample"]
+__all__ = ["SPEC", "check_layer", "run", "run_cam", "upsample", "validate"]
 
 SPEC = MethodSpec(
     name="gradcam",
@@ -54,6 +54,11 @@ def run(request: Request) -> Iterator[Explanation]:
         comes after every batch of inputs; the last has ``progress == 1``.
     """
     yield from run_cam(request, _gradcam_weights)
+
+
+def validate(request: Request) -> None:
+    """Check ``layer`` and ``relu`` (see `check_layer`; no evaluation)."""
+    check_layer(request)
 
 
 def _gradcam_weights(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:

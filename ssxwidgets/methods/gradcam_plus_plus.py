@@ -20,9 +20,9 @@ import numpy as np
 
 from ..explanation import Explanation
 from ._base import MethodSpec, Request
-from .gradcam import run_cam
+from .gradcam import check_layer, run_cam
 
-__all__ = ["SPEC", "run"]
+__all__ = ["SPEC", "run", "validate"]
 
 SPEC = MethodSpec(
     name="gradcam_plus_plus",
@@ -43,6 +43,12 @@ def run(request: Request) -> Iterator[Explanation]:
     every channel, so ``explanation.map`` `(N, H, W)` is the map.
     """
     yield from run_cam(request, _plus_plus_weights)
+
+
+def validate(request: Request) -> None:
+    """Check ``layer`` and ``relu`` (see `gradcam.check_layer`; no
+    evaluation)."""
+    check_layer(request)
 
 
 def _plus_plus_weights(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:

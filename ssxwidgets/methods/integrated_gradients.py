@@ -19,9 +19,16 @@ import numpy as np
 
 from ..baselines import BASELINE_NAMES, resolve_baseline
 from ..explanation import Explanation
-from ._base import MAX_SAMPLES, MethodSpec, Request, check_count, relative_change
+from ._base import (
+    MAX_SAMPLES,
+    MethodSpec,
+    Request,
+    check_choice,
+    check_count,
+    relative_change,
+)
 
-__all__ = ["RULES", "SPEC", "check_baseline", "completeness", "run"]
+__all__ = ["RULES", "SPEC", "check_baseline", "completeness", "run", "validate"]
 
 #: quadrature rules: the trapezoid on ``n_steps + 1`` points including both
 #: ends, or the midpoint (middle Riemann) sum on ``n_steps`` points
@@ -47,8 +54,9 @@ def run(request: Request) -> Iterator[Explanation]:
     n_steps
         Quadrature intervals along the path; 64 keeps the completeness gap
         near 1 % for most image models. Costs ``N * (n_steps + 1)`` gradient
-        evaluations (``N * n_steps`` for ``"riemann_middle"``) plus `2N`
-        forward passes for ``f(x)`` and ``f(baseline)``.
+        evaluations, whose ends give ``f(baseline)`` and ``f(x)`` (``N *
+        n_steps`` for ``"riemann_middle"``, plus `2N` forward passes for
+        those two; the same when `2N` exceeds the batch size).
     baseline
         A number (default ``0.0``, black for images in [0, 1]), an array the
         shape of one input or of the batch, or a name: ``"blur"`` (images;
@@ -69,13 +77,8 @@ def run(request: Request) -> Iterator[Explanation]:
         f(b))``) and ``completeness_relative_delta`` `(N,)` (that divided by
         ``|f(x) - f(b)|``).
     """
-    params = request.params
-    n_steps = check_count("n_steps", params["n_steps"], 1, MAX_SAMPLES)
-    rule = params["rule"]
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}; got {rule!r}")
+    n_steps, rule, baseline = _checked(request)
     inputs = request.inputs
-    baseline = check_baseline(params["baseline"], inputs, request.seed)
 
     n = len(inputs)
     shape = inputs.shape[1:]
@@ -84,14 +87,21 @@ def run(request: Request) -> Iterator[Explanation]:
     alphas, weights = quadrature(n_steps, rule)
     order = coarse_to_fine(len(alphas), ends_first=rule == "trapezoid")
 
-    # f(x) and f(b) for completeness, in one call
-    ends = request.evaluate(
-        np.concatenate([inputs, baseline]), np.concatenate([np.arange(n), np.arange(n)])
-    )
-    outputs, base_values = ends[:n], ends[n:]
-
     total = n * len(alphas)
     chunk = request.adapter.batch_size
+    # f(b) and f(x), for completeness: the trapezoid's path starts and ends
+    # there, and its ends come first, so the first chunk's scores hold them;
+    # otherwise (or when they do not fit one chunk) one forward call
+    outputs = np.zeros(n, np.float32)
+    base_values = np.zeros(n, np.float32)
+    ends_on_path = rule == "trapezoid" and 2 * n <= chunk
+    if not ends_on_path:
+        ends = request.evaluate(
+            np.concatenate([inputs, baseline]),
+            np.concatenate([np.arange(n), np.arange(n)]),
+        )
+        outputs, base_values = ends[:n], ends[n:]
+
     acc = np.zeros(diff.shape, np.float64)  # Σ w_s ∂f/∂x(point s), per input
     seen = np.zeros(n, np.float64)  # Σ w_s over the points seen, per input
     previous: np.ndarray | None = None
@@ -102,8 +112,12 @@ def run(request: Request) -> Iterator[Explanation]:
         index = rows % n
         step = order[rows // n]
         points = flat_base[index] + alphas[step, None].astype(np.float32) * diff[index]
-        grads, _ = request.gradients(points.reshape(-1, *shape), index)
+        grads, scores = request.gradients(points.reshape(-1, *shape), index)
         _accumulate(acc, seen, grads.reshape(len(rows), -1), index, weights[step])
+        if ends_on_path:
+            at = alphas[step]
+            base_values[index[at == 0.0]] = scores[at == 0.0]
+            outputs[index[at == 1.0]] = scores[at == 1.0]
 
         done = stop == total
         if done or time.perf_counter() - last_yield >= _PARTIAL_SECONDS:
@@ -121,6 +135,20 @@ def run(request: Request) -> Iterator[Explanation]:
                 convergence=convergence,
                 extras=completeness(values, outputs, base_values),
             )
+
+
+def validate(request: Request) -> None:
+    """Check ``n_steps``, ``rule`` and ``baseline`` (no evaluation)."""
+    _checked(request)
+
+
+def _checked(request: Request) -> tuple[int, str, np.ndarray]:
+    """``n_steps``, ``rule`` and the baseline resolved `(N, ...)`, checked."""
+    params = request.params
+    n_steps = check_count("n_steps", params["n_steps"], 1, MAX_SAMPLES)
+    rule = check_choice("rule", params["rule"], RULES)
+    baseline = check_baseline(params["baseline"], request.inputs, request.seed)
+    return n_steps, rule, baseline
 
 
 def quadrature(n_steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:

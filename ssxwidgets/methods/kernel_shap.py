@@ -1,19 +1,30 @@
-"""Kernel SHAP over superpixels (images) or features (tables), through `shap`.
+"""Kernel SHAP over superpixels (images) or features (tables).
 
 Lundberg & Lee, "A Unified Approach to Interpreting Model Predictions",
-NeurIPS 2017: Shapley values estimated by a weighted linear regression on
-coalitions drawn with the Shapley kernel, the sum of the values held to
-``f(x) − f(absent)`` by a constraint. This module runs shap's
-``KernelExplainer``. On images a coalition keeps some superpixels and fills
-the rest from the baseline; on tables absent features take the values of a
-background set (shap integrates over its rows) or of a baseline row.
+NeurIPS 2017: Shapley values as the solution of a linear regression of the
+model on coalitions weighted by the Shapley kernel, with the values held to
+sum to ``f(x) − f(absent)``. On images a coalition keeps some superpixels
+and fills the rest from the baseline; on tables absent features take the
+values of a background set (integrated over its rows, as shap's
+``KernelExplainer`` does) or of a baseline row.
 
-Every evaluation goes through the request in full adapter batches, the
-perturbed images built one chunk at a time, so memory stays flat in
-``n_samples``. The model's score for each coalition is kept in
-``request.cache``: a rerun with more samples evaluates only coalitions not
-seen before. shap's sampling draws from numpy's global generator, seeded here
-from ``request.seed`` and the input's index.
+Two regimes, as in shap:
+
+- when ``n_samples`` covers every coalition (``2**M − 2`` of them for ``M``
+  features, ``M <= 19``), all are evaluated and the kernel-weighted
+  regression gives the exact Shapley values;
+- otherwise coalitions are drawn from the Shapley kernel itself (a size
+  ``s`` with chance proportional to ``1 / (s (M − s))``, then ``s`` features
+  at random), each with its complement (paired sampling, Covert & Lee,
+  "Improving KernelSHAP", AISTATS 2021), and the regression is unweighted.
+  Feature selection follows ``l1_reg`` as in shap (``"num_features(k)"``,
+  ``"aic"``, ``"bic"``, a Lasso alpha, or ``False``), applied like shap
+  when fewer than a fifth of the coalitions are sampled.
+
+The samples are drawn in prefix-stable blocks (see `_sampling`) and kept with
+their scores in ``request.cache``: raising ``n_samples`` evaluates only the
+new coalitions and lowering it reuses a prefix. Every evaluation goes
+through the adapter's compiled path, the perturbed images built inside it.
 
 Usage::
 
@@ -25,9 +36,10 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,23 +48,32 @@ from .._errors import SsxWarning
 from ..baselines import resolve_baseline
 from ..explanation import Explanation
 from ..segmentation import (
+    check_segmentation,
     count_segments,
-    fill_masks,
     resolve_fill,
     segment_batch,
+    segment_masks,
     to_pixels,
 )
-from ._base import MethodSpec, Request, check_count
-from ._sampling import cached_evaluate
-from .partition_shap import (
-    Finished,
-    check_additivity,
-    check_background,
-    in_worker,
-    seeded_numpy,
+from ._base import (
+    MethodSpec,
+    Request,
+    check_count,
+    relative_change,
+    single_threaded_blas,
 )
+from ._sampling import CoalitionSampler, cached_evaluate, schedule
+from .partition_shap import check_additivity, check_background
 
-__all__ = ["SPEC", "run"]
+__all__ = [
+    "SPEC",
+    "run",
+    "select_features",
+    "shapley_kernel",
+    "shapley_kernel_draw",
+    "solve",
+    "validate",
+]
 
 SPEC = MethodSpec(
     name="kernel_shap",
@@ -67,13 +88,17 @@ SPEC = MethodSpec(
         "l1_reg": "num_features(10)",
     },
     inputs=("image", "tabular"),
-    paper="Lundberg & Lee 2017, arXiv:1705.07874 (shap's KernelExplainer)",
+    paper="Lundberg & Lee 2017, arXiv:1705.07874",
 )
 
-#: yield a partial within an input at most once per this many adapter batches
-_BATCHES_PER_PARTIAL = 4
 #: background rows beyond which shap advises summarising the set
 _LARGE_BACKGROUND = 100
+#: most features whose coalitions are all enumerated
+_MAX_EXACT_FEATURES = 19
+#: feature selection applies below this fraction of coalitions sampled
+_SELECTION_FRACTION = 0.2
+#: samples summed at once into the normal equations (memory flat in n)
+_FIT_CHUNK = 4096
 _NUM_FEATURES = re.compile(r"num_features\((\d+)\)")
 
 
@@ -83,14 +108,13 @@ def run(request: Request) -> Iterator[Explanation]:
     Images: ``segment_values`` `(N, S)` are the Shapley values of the
     superpixels (zero-padded past an image's own count), ``segments``
     `(N, H, W)` the superpixels, and ``values`` `(N, H, W, C)` each segment's
-    value on its pixels divided by ``C``. Tables: ``values`` `(N, F)`. For
-    each finished input the Shapley values (``segment_values`` on images) sum
-    to ``outputs − base_values``; unfinished inputs have zero values and
-    their base value set to their output.
+    value on its pixels divided by ``C``. Tables: ``values`` `(N, F)`. The
+    input being explained shows its estimate so far, and every estimate sums
+    to ``outputs − base_values``; inputs not started yet have zero values and
+    their base value set to their output. ``convergence`` is the relative
+    change of the current input's estimate since the last partial.
     """
-    params = request.params
-    n_samples = _check_n_samples(params["n_samples"])
-    l1_reg = _check_l1_reg(params["l1_reg"])
+    n_samples, l1_reg = _checked(request)
     problem: _ImageProblem | _TableProblem
     if request.is_image:
         problem = _ImageProblem(request)
@@ -102,124 +126,328 @@ def run(request: Request) -> Iterator[Explanation]:
     shapley = np.zeros((n, problem.width), np.float64)
     base_values = outputs.astype(np.float64).copy()
     totals = outputs.astype(np.float64).copy()
-    every = _BATCHES_PER_PARTIAL * request.adapter.batch_size
-    finished: dict[tuple[int, Any], tuple[np.ndarray, float]] = (
-        request.cache.setdefault("finished", {})
+    finished: dict[tuple[int, Any, Any], np.ndarray] = request.cache.setdefault(
+        "finished", {}
     )
 
-    def partial(progress: float) -> Explanation:
-        return problem.result(shapley, base_values, totals, progress)
-
     for row in range(n):
-        key = (row, n_samples)
+        size = problem.count(row)
+        base_values[row] = problem.base_value(row)
+        delta = float(outputs[row]) - base_values[row]
+        key = (row, n_samples, l1_reg)
         if key not in finished:
-            budget = problem.budget(row, n_samples)
-            task = _kernel_task(
-                request,
-                row,
-                problem.background(row),
-                problem.instance(row),
-                n_samples,
-                l1_reg,
-            )
-            done = since = 0
-            for event in in_worker(request, row, task, problem.model(row)):
-                if isinstance(event, Finished):
-                    finished[key] = event.value
-                    continue
-                done += event
-                since += event
-                if since >= every:
-                    since = 0
-                    yield partial((row + min(done / budget, 0.99)) / n)
-        phi, expected = finished[key]
-        shapley[row, : len(phi)] = phi
-        base_values[row] = expected
-        totals[row] = float(phi.sum()) + expected
+            estimates = _estimates(problem, row, n_samples, l1_reg, delta)
+            for phi, done, convergence in estimates:
+                shapley[row, :size] = phi
+                yield problem.result(
+                    shapley,
+                    base_values,
+                    totals,
+                    (row + min(done, 0.99)) / n,
+                    convergence,
+                )
+                finished[key] = phi
+        shapley[row, :size] = finished[key]
+        totals[row] = float(finished[key].sum()) + base_values[row]
         check_additivity(totals[row], float(outputs[row]), row, "kernel_shap")
-        yield partial((row + 1) / n)
+        yield problem.result(shapley, base_values, totals, (row + 1) / n, None)
 
 
-def _kernel_task(
-    request: Request,
+def _estimates(
+    problem: _ImageProblem | _TableProblem,
     row: int,
-    background: np.ndarray,
-    instance: np.ndarray,
     n_samples: int | str,
     l1_reg: Any,
-) -> Callable[[Callable[[np.ndarray], np.ndarray]], tuple[np.ndarray, float]]:
-    """What the worker runs for input `row`: shap's explainer, called once.
-    Returns the Shapley values `(M,)` and the base value."""
+    delta: float,
+) -> Iterator[tuple[np.ndarray, float, float | None]]:
+    """Estimates of input `row`'s Shapley values `(M,)` as its coalitions
+    are evaluated, with the fraction of the budget spent and the relative
+    change since the last; the last estimate is the answer."""
+    request = problem.request
+    size = problem.count(row)
+    base = problem.base_value(row)
+    budget = _sample_count(size, n_samples)
+    if size <= _MAX_EXACT_FEATURES and budget >= 2**size - 2:
+        z = _all_coalitions(size)
+        scores = problem.cached_scores(row, z)
+        with single_threaded_blas():
+            phi = solve(z, scores - base, shapley_kernel(z), delta)
+        yield phi, 1.0, None
+        return
+    select = l1_reg if budget / (2.0**size - 2) < _SELECTION_FRACTION else False
+    sampler = CoalitionSampler(
+        request,
+        size,
+        problem.score,
+        key=f"kernel_shap/{row}",
+        draw_block=shapley_kernel_draw,
+        inputs=np.array([row]),
+        rows_per_sample=problem.rows_per_sample,
+    )
+    previous: np.ndarray | None = None
+    for stop in schedule(budget, 1, request.adapter.batch_size):
+        z, scores = sampler.draw(stop)
+        with single_threaded_blas():
+            phi = solve(z[0, :, :size], scores[0] - base, None, delta, select)
+        yield phi, stop / budget, relative_change(previous, phi)
+        previous = phi
 
-    def task(model: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, float]:
-        import shap
 
-        with seeded_numpy(request.seed, row):
-            explainer = shap.KernelExplainer(model, background)
-            phi = explainer.shap_values(
-                instance, nsamples=n_samples, l1_reg=l1_reg, silent=True
+def validate(request: Request) -> None:
+    """Check every parameter (no evaluation, no segmentation)."""
+    _checked(request)
+
+
+def _checked(request: Request) -> tuple[int | str, Any]:
+    """``n_samples`` and ``l1_reg``, checked with the segmentation, baseline
+    and background."""
+    params = request.params
+    n_samples = _check_n_samples(params["n_samples"])
+    l1_reg = _check_l1_reg(params["l1_reg"])
+    if request.is_image:
+        if "segments" not in request.cache:
+            check_segmentation(
+                request.inputs, params["segmentation"], params["n_segments"]
             )
-        expected = float(np.asarray(explainer.expected_value).reshape(-1)[0])
-        return np.asarray(phi, np.float64).reshape(-1), expected
+        baseline = _image_baseline(params["baseline"])
+        if not (isinstance(baseline, str) and baseline == "superpixel_mean"):
+            resolve_baseline(baseline, request.inputs, seed=request.seed)
+    else:
+        _table_data(request)
+    return n_samples, l1_reg
 
-    return task
+
+def _image_baseline(baseline: Any) -> Any:
+    """What fills an absent superpixel: each image's mean colour by default."""
+    return "mean" if baseline is None else baseline
 
 
-class _ImageProblem:
-    """Superpixels: coalitions `(M, S)` of 0/1, present segments kept and the
-    rest filled from the baseline."""
+def _table_data(request: Request) -> tuple[np.ndarray | None, np.ndarray]:
+    """Tables: one baseline row per input `(N, F)` (or ``None`` with a
+    background) and the rows absent features are integrated over `(M, F)`;
+    checked."""
+    params = request.params
+    if params["background"] is None and params["baseline"] is not None:
+        rows = resolve_baseline(params["baseline"], request.inputs, seed=request.seed)
+        return rows, rows[:1]
+    try:
+        data = check_background(params["background"], request.inputs, "kernel_shap")
+    except ValueError as error:
+        raise ValueError(
+            f"{error}; or pass baseline= a row (F,) or a name such as 'mean'"
+        ) from error
+    return None, data
+
+
+# -- the regression ------------------------------------------------------------------
+
+
+def shapley_kernel(z: np.ndarray) -> np.ndarray:
+    """The Shapley kernel weight `(n,)` of each coalition `z` `(n, M)`:
+    ``(M − 1) / (C(M, s) · s · (M − s))`` for ``s`` features present."""
+    size = z.shape[1]
+    present = np.asarray(z).sum(axis=1)
+    weights = np.zeros(len(present))
+    for s in np.unique(present):
+        if 0 < s < size:
+            weights[present == s] = (size - 1) / (
+                math.comb(size, int(s)) * s * (size - s)
+            )
+    return weights
+
+
+def shapley_kernel_draw(rng: np.random.Generator, size: int, n_features: int) -> Any:
+    """`size` coalitions of `n_features` drawn from the Shapley kernel: a
+    coalition size ``s`` in ``1..M−1`` with chance proportional to
+    ``1 / (s (M − s))``, then ``s`` features uniformly (a `DrawBlock`).
+    Symmetric in ``s ↔ M − s``, so a coalition's complement is as likely."""
+    if n_features < 2:
+        return np.ones((size, n_features), bool)
+    sizes = np.arange(1, n_features)
+    chances = 1.0 / (sizes * (n_features - sizes))
+    drawn = rng.choice(sizes, size=size, p=chances / chances.sum())
+    ranks = rng.random((size, n_features)).argsort(axis=1).argsort(axis=1)
+    return ranks < drawn[:, None]
+
+
+def solve(
+    z: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    delta: float,
+    l1_reg: Any = False,
+) -> np.ndarray:
+    """Kernel SHAP's regression: the values `(M,)` minimising
+    ``Σ w (y − z · φ)²`` subject to ``Σ φ = delta``.
+
+    Parameters
+    ----------
+    z
+        `(n, M)` coalitions.
+    y
+        `(n,)` the model at each coalition minus the model with none.
+    weights
+        `(n,)` the kernel weights, or ``None`` for coalitions drawn from the
+        kernel (all weighing the same).
+    delta
+        The model with every feature minus with none.
+    l1_reg
+        Feature selection before the fit (see `select_features`); features
+        left out get 0.
+    """
+    z = np.asarray(z)
+    n, size = z.shape
+    y = np.asarray(y, np.float64)
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    chosen = np.arange(size)
+    if l1_reg is not False:
+        chosen = select_features(z, y, delta, l1_reg)
+    phi = np.zeros(size)
+    if len(chosen) == 1 or n == 0:
+        phi[chosen] = delta / len(chosen)
+        return phi
+    # the constraint eliminates the last chosen feature; the normal
+    # equations are summed a chunk of samples at a time (memory flat in n)
+    k = len(chosen) - 1
+    gram = np.zeros((k, k))
+    moment = np.zeros(k)
+    for start in range(0, n, _FIT_CHUNK):
+        x = z[start : start + _FIT_CHUNK][:, chosen].astype(np.float64)
+        last = x[:, -1]
+        root = np.sqrt(w[start : start + _FIT_CHUNK])
+        a = (x[:, :-1] - last[:, None]) * root[:, None]
+        b = (y[start : start + _FIT_CHUNK] - last * delta) * root
+        gram += a.T @ a
+        moment += a.T @ b
+    # least squares on the normal equations: the minimum-norm solution when
+    # there are fewer samples than features
+    coef = np.linalg.lstsq(gram, moment, rcond=None)[0]
+    phi[chosen[:-1]] = coef
+    phi[chosen[-1]] = delta - coef.sum()
+    return phi
+
+
+def select_features(z: np.ndarray, y: np.ndarray, delta: float, l1_reg: Any) -> Any:
+    """The features `l1_reg` keeps: the first ``k`` to enter a LARS path for
+    ``"num_features(k)"``, those a Lasso keeps for ``"aic"``, ``"bic"`` (the
+    criterion choosing its penalty) or a penalty given as a number.
+
+    The sum constraint joins the fit as one more row, ``Σ φ = delta``,
+    weighing as much as all the samples together. (``"aic"``, ``"bic"`` and
+    a penalty fit the samples themselves, so their memory grows with
+    ``n_samples``; the default does not.)
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import Lasso, LassoLarsIC, lars_path_gram
+
+    n, size = z.shape
+    heavy = math.sqrt(max(n, 1))
+    everything = np.arange(size)
+    y = np.asarray(y, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        match = _NUM_FEATURES.fullmatch(l1_reg) if isinstance(l1_reg, str) else None
+        if match is not None:
+            wanted = int(match.group(1))
+            if wanted >= size:
+                return everything
+            # LARS from the Gram matrix, summed a chunk at a time
+            gram = np.full((size, size), heavy * heavy)
+            moment = np.full(size, heavy * heavy * delta)
+            for start in range(0, n, _FIT_CHUNK):
+                x = z[start : start + _FIT_CHUNK].astype(np.float64)
+                gram += x.T @ x
+                moment += x.T @ y[start : start + _FIT_CHUNK]
+            _, active, _ = lars_path_gram(
+                moment, gram, n_samples=n + 1, max_iter=wanted
+            )
+            chosen = np.sort(np.asarray(active[:wanted], int))
+            return chosen if len(chosen) else everything
+        x = np.vstack([z, np.full((1, size), heavy)])
+        t = np.append(y, heavy * delta)
+        if l1_reg in ("aic", "bic"):
+            try:
+                fit = LassoLarsIC(criterion=l1_reg, fit_intercept=False).fit(x, t)
+            except ValueError:  # too few samples to estimate the noise
+                return everything
+            chosen = np.flatnonzero(fit.coef_)
+        else:
+            fit = Lasso(alpha=float(l1_reg), fit_intercept=False).fit(x, t)
+            chosen = np.flatnonzero(fit.coef_)
+    return chosen if len(chosen) else everything
+
+
+def _all_coalitions(size: int) -> np.ndarray:
+    """`(2**size − 2, size)` bool: every coalition but the empty and the full
+    one."""
+    codes = np.arange(1, 2**size - 1, dtype=np.int64)
+    return ((codes[:, None] >> np.arange(size)) & 1).astype(bool)
+
+
+# -- what a coalition means for images and tables --------------------------------------
+
+
+class _Problem:
+    """What the two input kinds share: scores of coalitions kept per input."""
+
+    request: Request
+    width: int
+    rows_per_sample: int = 1
+
+    def count(self, row: int) -> int:
+        raise NotImplementedError
+
+    def score(self, z: np.ndarray, rows: np.ndarray, index: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def base_value(self, row: int) -> float:
+        raise NotImplementedError
+
+    def cached_scores(self, row: int, z: np.ndarray) -> np.ndarray:
+        """Scores `(n,)` of the coalitions `z` of input `row`, evaluated once
+        per problem (the enumerated coalitions of small inputs)."""
+        scores: dict[int, np.ndarray] = self.request.cache.setdefault("enumerated", {})
+        if row not in scores:
+            rows = np.full(len(z), row)
+            index = np.arange(len(z))
+            scores[row] = np.asarray(self.score(z, rows, index), np.float64)
+        return scores[row]
+
+
+class _ImageProblem(_Problem):
+    """Superpixels: present segments kept, the rest filled from the
+    baseline."""
 
     def __init__(self, request: Request) -> None:
         params = request.params
         self.request = request
         cache = request.cache
-        self.segments: np.ndarray = cache.get("segments")  # type: ignore[assignment]
-        if self.segments is None:
-            self.segments = segment_batch(
+        segments = cache.get("segments")
+        if segments is None:
+            segments = segment_batch(
                 request.inputs, params["segmentation"], params["n_segments"]
             )
-            cache["segments"] = self.segments
+            cache["segments"] = segments
+        self.segments: np.ndarray = segments
         self.counts = count_segments(self.segments)
         self.width = int(self.counts.max())
-        baseline = "mean" if params["baseline"] is None else params["baseline"]
         self.fill = resolve_fill(
-            baseline, request.inputs, self.segments, seed=request.seed
+            _image_baseline(params["baseline"]),
+            request.inputs,
+            self.segments,
+            seed=request.seed,
         )
-        self.scores: dict[int, dict[bytes, float]] = cache.setdefault(
-            "coalition_scores", {}
-        )
 
-    def budget(self, row: int, n_samples: int | str) -> int:
-        return _sample_count(int(self.counts[row]), n_samples) + 2
+    def count(self, row: int) -> int:
+        return int(self.counts[row])
 
-    def background(self, row: int) -> np.ndarray:
-        return np.zeros((1, int(self.counts[row])))
+    def score(self, z: np.ndarray, rows: np.ndarray, index: np.ndarray) -> Any:
+        masks = segment_masks(self.segments, z, rows)
+        return self.request.evaluate_blend(self.fill, masks, rows)
 
-    def instance(self, row: int) -> np.ndarray:
-        return np.ones(int(self.counts[row]))
-
-    def model(self, row: int) -> Callable[[np.ndarray], np.ndarray] | None:
-        """Scores `(M,)` of coalitions `(M, S)`, evaluating only those not
-        scored before."""
-        request = self.request
-        known = self.scores.setdefault(row, {})
-
-        def scores(z: np.ndarray) -> np.ndarray:
-            present = np.asarray(z) > 0.5
-            keys = [np.packbits(c).tobytes() for c in present]
-            missing = [j for j, key in enumerate(keys) if key not in known]
-            if missing:
-                rows = np.full(len(missing), row)
-                batch = fill_masks(
-                    request.inputs, self.segments, present[missing], self.fill, rows
-                )
-                for j, score in zip(
-                    missing, request.evaluate(batch, rows), strict=True
-                ):
-                    known[keys[j]] = float(score)
-            return np.array([known[key] for key in keys], np.float64)
-
-        return scores
+    def base_value(self, row: int) -> float:
+        values = cached_evaluate(self.request, "base_values", lambda: self.fill)
+        return float(values[row])
 
     def result(
         self,
@@ -227,6 +455,7 @@ class _ImageProblem:
         base_values: np.ndarray,
         outputs: np.ndarray,
         progress: float,
+        convergence: float | None,
     ) -> Explanation:
         channels = self.request.inputs.shape[-1]
         segment_values = shapley.astype(np.float32)
@@ -235,34 +464,22 @@ class _ImageProblem:
             base_values=base_values,
             outputs=outputs,
             progress=progress,
+            convergence=convergence,
             segments=self.segments,
             segment_values=segment_values,
         )
 
 
-class _TableProblem:
-    """Features: absent features take a background row's values, the model's
-    output averaged over the background rows."""
+class _TableProblem(_Problem):
+    """Features: an absent feature takes a baseline row's value, or every
+    background row's in turn with the model's output averaged over them."""
 
     def __init__(self, request: Request) -> None:
-        params = request.params
         self.request = request
         self.width = request.inputs.shape[1]
-        self.rows: np.ndarray | None = None
-        if params["background"] is None and params["baseline"] is not None:
-            self.rows = resolve_baseline(
-                params["baseline"], request.inputs, seed=request.seed
-            )
-            self.data = self.rows[:1]
-        else:
-            try:
-                self.data = check_background(
-                    params["background"], request.inputs, "kernel_shap"
-                )
-            except ValueError as error:
-                raise ValueError(
-                    f"{error}; or pass baseline= a row (F,) or a name such as 'mean'"
-                ) from error
+        self.rows, self.data = _table_data(request)
+        if self.rows is None:
+            self.rows_per_sample = len(self.data)
         if len(self.data) > _LARGE_BACKGROUND:
             warnings.warn(
                 f"a background of {len(self.data)} rows costs that many "
@@ -272,19 +489,33 @@ class _TableProblem:
                 stacklevel=4,
             )
 
-    def budget(self, row: int, n_samples: int | str) -> int:
-        return (_sample_count(self.width, n_samples) + 1) * len(self.data) + 1
+    def count(self, row: int) -> int:
+        return int(self.width)
 
-    def background(self, row: int) -> np.ndarray:
-        data = self.data if self.rows is None else self.rows[row : row + 1]
-        return np.asarray(data, np.float64)
+    def score(self, z: np.ndarray, rows: np.ndarray, index: np.ndarray) -> Any:
+        request = self.request
+        if self.rows is not None:
+            return request.evaluate_blend(self.rows, z, rows)
+        # every coalition against every background row, averaged
+        count, size = len(z), len(self.data)
+        masks = np.repeat(z, size, axis=0)
+        fill_rows = np.tile(np.arange(size), count)
+        scores = request.evaluate_blend(
+            self.data, masks, np.repeat(rows, size), fill_rows
+        )
+        return scores.reshape(count, size).mean(axis=1, dtype=np.float64)
 
-    def instance(self, row: int) -> np.ndarray:
-        return np.asarray(self.request.inputs[row], np.float64)
-
-    def model(self, row: int) -> Callable[[np.ndarray], np.ndarray] | None:
-        """``None``: shap's rows go to the request as they are."""
-        return None
+    def base_value(self, row: int) -> float:
+        request = self.request
+        baseline = self.rows
+        if baseline is not None:
+            values = cached_evaluate(request, "base_values", lambda: baseline)
+            return float(values[row])
+        means: dict[int, float] = request.cache.setdefault("background_means", {})
+        if row not in means:
+            scores = request.evaluate(self.data, np.full(len(self.data), row))
+            means[row] = float(np.mean(scores, dtype=np.float64))
+        return means[row]
 
     def result(
         self,
@@ -292,14 +523,20 @@ class _TableProblem:
         base_values: np.ndarray,
         outputs: np.ndarray,
         progress: float,
+        convergence: float | None,
     ) -> Explanation:
         return self.request.result(
-            shapley, base_values=base_values, outputs=outputs, progress=progress
+            shapley,
+            base_values=base_values,
+            outputs=outputs,
+            progress=progress,
+            convergence=convergence,
         )
 
 
 def _sample_count(features: int, n_samples: int | str) -> int:
-    """How many coalitions shap evaluates for `features` players."""
+    """How many coalitions are evaluated for `features` players: at most
+    every one there is."""
     count = 2 * features + 2048 if n_samples == "auto" else int(n_samples)
     if features <= 30:
         count = min(count, 2**features - 2)
@@ -315,7 +552,7 @@ def _check_n_samples(value: Any) -> int | str:
 
 
 def _check_l1_reg(value: Any) -> Any:
-    """shap's ``l1_reg``: ``False`` (plain regression), ``"num_features(k)"``,
+    """``l1_reg``: ``False`` (no selection), ``"num_features(k)"``,
     ``"aic"``, ``"bic"`` or a Lasso alpha."""
     if value is False or value in ("aic", "bic"):
         return value

@@ -59,15 +59,30 @@ def run(request: Request) -> Iterator[Explanation]:
         the target at the baseline, ``outputs`` at the inputs.
     """
     inputs = request.inputs
-    if request.is_image:
-        window, stride = _window(request.params, inputs.shape[1:3])
-    baseline = resolve_baseline(request.params["baseline"], inputs, seed=request.seed)
+    window, stride, baseline = _checked(request)
     outputs = cached_evaluate(request, "outputs", lambda: inputs)
     base_values = cached_evaluate(request, "base_values", lambda: baseline)
     if request.is_image:
         yield from _images(request, baseline, outputs, base_values, window, stride)
     else:
         yield from _tables(request, baseline, outputs, base_values)
+
+
+def validate(request: Request) -> None:
+    """Check ``window``, ``stride`` and ``baseline`` (no evaluation)."""
+    _checked(request)
+
+
+def _checked(request: Request) -> tuple[int, int, np.ndarray]:
+    """The window and stride in pixels (0 for tables) and the baseline
+    `(N, ...)`, checked."""
+    window = stride = 0
+    if request.is_image:
+        window, stride = _window(request.params, request.inputs.shape[1:3])
+    baseline = resolve_baseline(
+        request.params["baseline"], request.inputs, seed=request.seed
+    )
+    return window, stride, baseline
 
 
 def _window(params: dict[str, Any], size: tuple[int, ...]) -> tuple[int, int]:
@@ -124,9 +139,10 @@ def _images(
         covered = np.zeros((len(chunk), height, width), bool)
         for k, (y, x) in enumerate(chunk):
             covered[k, y : y + window, x : x + window] = True
-        occluded = np.where(covered[:, None, ..., None], baseline[None], inputs[None])
+        # every input under every window, window-major: row k * N + i
+        kept = np.repeat(~covered, n_inputs, axis=0)
         rows = np.tile(np.arange(n_inputs), len(chunk))
-        scores = request.evaluate(occluded.reshape(-1, *inputs.shape[1:]), rows)
+        scores = request.evaluate_blend(baseline, kept, rows)
         drop = outputs[None] - scores.reshape(len(chunk), n_inputs)
         drops += np.einsum("kn,khw->nhw", drop, covered.astype(np.float64))
         counts += covered.sum(axis=0)

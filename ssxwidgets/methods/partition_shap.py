@@ -21,6 +21,8 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import functools
+import heapq
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +38,7 @@ from ..explanation import Explanation
 from ._base import MethodSpec, Request, check_count
 from ._sampling import cached_evaluate
 
-__all__ = ["SPEC", "run"]
+__all__ = ["SPEC", "owen_image", "run", "validate"]
 
 SPEC = MethodSpec(
     name="partition_shap",
@@ -67,8 +69,12 @@ def run(request: Request) -> Iterator[Explanation]:
     ``outputs`` (efficiency); unfinished inputs have zero values and their
     base value set to their output.
     """
-    max_evals = check_count("max_evals", request.params["max_evals"], low=4)
-    make_masker, rows_per_mask = _masker_factory(request)
+    max_evals = _checked(request)
+    fills = _image_fills(request) if request.is_image else None
+    if fills is None:
+        make_masker, rows_per_mask = _masker_factory(request)
+    else:
+        rows_per_mask = 1
 
     n = len(request.inputs)
     outputs = cached_evaluate(request, "outputs", lambda: request.inputs)
@@ -78,18 +84,27 @@ def run(request: Request) -> Iterator[Explanation]:
     batch = request.adapter.batch_size
     masks_per_call = _even(max(2, batch // rows_per_mask))
     budget = max_evals * rows_per_mask
-    finished: dict[int, tuple[np.ndarray, float]] = request.cache.setdefault(
-        "finished", {}
+    finished: dict[tuple[int, int], tuple[np.ndarray, float]] = (
+        request.cache.setdefault("finished", {})
     )
     for row in range(n):
-        if row not in finished:
-            task = _partition_task(
-                request, row, make_masker(row), max_evals, masks_per_call
-            )
+        key = (row, max_evals)
+        if key not in finished:
+            events: Iterator[int | Finished[Any]]
+            if fills is not None:
+                events = owen_image(request, row, fills(row), max_evals, masks_per_call)
+            else:
+                task = _partition_task(
+                    request, row, make_masker(row), max_evals, masks_per_call
+                )
+                events = in_worker(request, row, task)
             done = since = 0
-            for event in in_worker(request, row, task):
+            for event in events:
                 if isinstance(event, Finished):
-                    finished[row] = _row_result(event.value, request.inputs.shape)
+                    if fills is None:
+                        finished[key] = _row_result(event.value, request.inputs.shape)
+                    else:
+                        finished[key] = event.value
                     continue
                 done += event
                 since += event
@@ -101,12 +116,28 @@ def run(request: Request) -> Iterator[Explanation]:
                         outputs=totals,
                         progress=(row + min(done / budget, 0.99)) / n,
                     )
-        values[row], base_values[row] = finished[row]
-        totals[row] = finished[row][0].sum() + base_values[row]
+        values[row], base_values[row] = finished[key]
+        totals[row] = finished[key][0].sum() + base_values[row]
         check_additivity(totals[row], float(outputs[row]), row, "partition_shap")
         yield request.result(
             values, base_values=base_values, outputs=totals, progress=(row + 1) / n
         )
+
+
+def validate(request: Request) -> None:
+    """Check ``max_evals``, ``masker`` and ``background`` (no evaluation;
+    shap's maskers are built when the run starts)."""
+    _checked(request)
+
+
+def _checked(request: Request) -> int:
+    """``max_evals``, checked with the masker and the background."""
+    max_evals = check_count("max_evals", request.params["max_evals"], low=4)
+    if request.is_image:
+        _image_masker_factory(request)
+    else:
+        _table_background(request)
+    return max_evals
 
 
 def _row_result(explanation: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, float]:
@@ -145,16 +176,7 @@ def _masker_factory(request: Request) -> tuple[Callable[[int], Any], int]:
     one mask costs; the parameters are checked before any evaluation."""
     if request.is_image:
         return _image_masker_factory(request), 1
-    background = check_background(
-        request.params["background"], request.inputs, "partition_shap"
-    )
-    name = request.params["masker"]
-    if name not in ("auto", "partition"):
-        raise ValueError(
-            "masker for tables must be 'auto' or 'partition' (shap's Partition "
-            f"masker over the background); got {name!r}"
-        )
-    masker = _table_masker(background)
+    masker = _table_masker(_table_background(request))
 
     def same(row: int) -> Any:
         return masker
@@ -162,28 +184,61 @@ def _masker_factory(request: Request) -> tuple[Callable[[int], Any], int]:
     return same, len(masker.data)
 
 
+def _table_background(request: Request) -> np.ndarray:
+    """The background `(M, F)` of a table, after checking it and the masker."""
+    background = check_background(
+        request.params["background"], request.inputs, "partition_shap"
+    )
+    name = request.params["masker"]
+    if not isinstance(name, str) or name not in ("auto", "partition"):
+        raise ValueError(
+            "masker for tables must be 'auto' or 'partition' (shap's Partition "
+            f"masker over the background); got {name!r}"
+        )
+    return background
+
+
 def _image_masker_factory(request: Request) -> Callable[[int], Any]:
     """A function from an input's index to its shap image masker, the masker
-    parameter checked before any evaluation."""
-    import shap
-
-    inputs = request.inputs
+    parameter checked before any evaluation (shap is imported only when a
+    masker is made)."""
     masker = request.params["masker"]
-    shape = inputs.shape[1:]
     if isinstance(masker, str) and masker in _INPAINT:
         _require_cv2(masker)
+        shape = request.inputs.shape[1:]
 
         def inpainting(row: int) -> Any:
             return _inpainting_masker(masker, shape)
 
         return inpainting
+    fills = _image_fills(request)
+    assert fills is not None
+
+    def filling(row: int) -> Any:
+        import shap
+
+        return shap.maskers.Image(fills(row))
+
+    return filling
+
+
+def _image_fills(request: Request) -> Callable[[int], np.ndarray] | None:
+    """For a blur or constant masker, a function from an input's index to what
+    its hidden pixels become, `(H, W, C)` float64 (what shap's masker holds);
+    ``None`` for the inpainting maskers. The masker is checked here."""
+    inputs = request.inputs
+    masker = request.params["masker"]
+    shape = inputs.shape[1:]
+    if isinstance(masker, str) and masker in _INPAINT:
+        return None
     kernel = _blur_kernel(masker, shape)
     if kernel is not None:
+        blur = kernel
 
-        def blurring(row: int) -> Any:
-            return shap.maskers.Image(box_blur(inputs[row], kernel))
+        def blurred(row: int) -> np.ndarray:
+            return box_blur(inputs[row], blur)
 
-        return blurring
+        return blurred
     try:
         fill = resolve_baseline(masker, inputs, seed=request.seed)
     except ValueError as error:
@@ -193,10 +248,138 @@ def _image_masker_factory(request: Request) -> Callable[[int], Any]:
             f"baseline name; got {masker!r} ({error})"
         ) from error
 
-    def constant(row: int) -> Any:
-        return shap.maskers.Image(np.asarray(fill[row], np.float64))
+    def constant(row: int) -> np.ndarray:
+        return np.asarray(fill[row], np.float64)
 
     return constant
+
+
+# -- Owen values on images, without shap's per-mask overhead -----------------
+
+
+@functools.lru_cache(maxsize=4)
+def _image_tree(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """shap's axis-aligned partition of an image of `shape` `(H, W, C)`: the
+    clustering `(M − 1, 4)` (left, right, distance, size) and, in CSR form
+    (``indptr`` `(2M,)`, ``indices``), the leaves under each of its `2M − 1`
+    nodes."""
+    import shap
+    from shap.utils._masked_model import make_masks
+
+    clustering = np.asarray(shap.maskers.Image(np.zeros(shape)).clustering)
+    leaves = make_masks(clustering)
+    return clustering, np.asarray(leaves.indptr), np.asarray(leaves.indices)
+
+
+def owen_image(
+    request: Request,
+    row: int,
+    fill: np.ndarray,
+    max_evals: int,
+    masks_per_call: int,
+) -> Iterator[int | Finished[tuple[np.ndarray, float]]]:
+    """shap's ``PartitionExplainer`` on image `row`, with hidden pixels taken
+    from `fill` `(H, W, C)`: the same recursion, masks, evaluations and
+    tie-breaking draws, so the same values, but the masked images are built
+    inside the adapter's compiled call and no per-mask Python runs.
+
+    Yields the number of rows each batch evaluated, then `Finished` with the
+    values `(H, W, C)` float64 and the base value.
+
+    The recursion (shap's ``owen``, ``fixed_context=None``): a priority queue
+    of (coalition, node) pairs, most changed output first; popping a node
+    evaluates the coalition with its left and with its right child added,
+    and queues the four (context, child) pairs with half the weight. When
+    the budget is spent, what is left in the queue stays on its nodes, and
+    every node's credit is spread evenly over its leaves.
+    """
+    shape = request.inputs.shape[1:]
+    clustering, indptr, indices = _image_tree(tuple(shape))
+    n_leaves = len(clustering) + 1
+    fill32 = np.asarray(fill, np.float32)[None]
+    # scores kept per problem, each coalition named by how it was built (its
+    # parent's name and the node added), so a larger budget, which retraces
+    # the same first steps, evaluates only coalitions it has not met
+    memo = request.cache.setdefault("owen", {}).setdefault(row, ({}, {}))
+    names: dict[tuple[int, int], int] = memo[0]
+    known: dict[int, float] = memo[1]
+
+    def evaluate(masks: list[np.ndarray], keys: list[int]) -> np.ndarray:
+        missing = [j for j, key in enumerate(keys) if key not in known]
+        if missing:
+            batch = np.asarray([masks[j] for j in missing]).reshape(-1, *shape)
+            rows = np.full(len(batch), row)
+            scores = request.evaluate_blend(fill32, batch, rows, np.zeros_like(rows))
+            for j, score in zip(missing, scores, strict=True):
+                known[keys[j]] = float(score)
+        return np.array([known[key] for key in keys])
+
+    def grown(mask: np.ndarray, key: int, node: int) -> tuple[np.ndarray, int]:
+        bigger = mask.copy()
+        bigger[indices[indptr[node] : indptr[node + 1]]] = True
+        return bigger, names.setdefault((key, node), len(names) + 2)
+
+    # shap seeds numpy's global generator (see `seeded_numpy`); a private one
+    # seeded alike draws the same tie-breaks without touching the global one
+    random = np.random.RandomState(_row_seed(request.seed, row))
+    dvalues = np.zeros(2 * n_leaves - 1)
+    nothing = np.zeros(n_leaves, bool)
+    f00, f11 = evaluate([nothing, ~nothing], [0, 1])
+    yield 2
+    budget = max_evals - 2
+    Item = tuple[np.ndarray, int, float, float, int, float]
+    queue: list[tuple[float, float, Item]]
+    queue = [(0.0, 0.0, (nothing, 0, float(f00), float(f11), len(dvalues) - 1, 1.0))]
+    spent = 0
+    while queue:
+        if spent >= budget:
+            while queue:
+                _, _, (_, _, low, high, node, weight) = heapq.heappop(queue)
+                dvalues[node] += (high - low) * weight
+            break
+        work: list[tuple[Item, np.ndarray, int, np.ndarray, int]] = []
+        masks: list[np.ndarray] = []
+        keys: list[int] = []
+        while queue and len(masks) < masks_per_call and spent + len(masks) < budget:
+            item = heapq.heappop(queue)[2]
+            m00, k00, low, high, node, weight = item
+            if node < n_leaves or clustering[node - n_leaves, 2] < 0:
+                dvalues[node] += (high - low) * weight
+                continue
+            m10, k10 = grown(m00, k00, int(clustering[node - n_leaves, 0]))
+            m01, k01 = grown(m00, k00, int(clustering[node - n_leaves, 1]))
+            work.append((item, m10, k10, m01, k01))
+            masks += [m10, m01]
+            keys += [k10, k01]
+        if not work:
+            continue
+        out = evaluate(masks, keys)
+        spent += len(masks)
+        yield len(masks)
+        for i, ((m00, k00, low, high, node, weight), m10, k10, m01, k01) in enumerate(
+            work
+        ):
+            f10, f01 = float(out[2 * i]), float(out[2 * i + 1])
+            left = int(clustering[node - n_leaves, 0])
+            right = int(clustering[node - n_leaves, 1])
+            half = weight / 2
+            pushes: tuple[tuple[float, Item], ...] = (
+                (abs(f10 - low), (m00, k00, low, f10, left, half)),
+                (abs(f01 - low), (m00, k00, low, f01, right, half)),
+                (abs(high - f01), (m01, k01, f01, high, left, half)),
+                (abs(high - f10), (m10, k10, f10, high, right, half)),
+            )
+            for priority, pushed in pushes:
+                heapq.heappush(queue, (-priority * half, random.randn(), pushed))
+
+    # a node's credit spread evenly over its leaves, added to theirs
+    sizes = clustering[:, 3]
+    per_leaf = np.repeat(dvalues[n_leaves:] / sizes, np.diff(indptr[n_leaves:]))
+    spread = np.bincount(
+        indices[indptr[n_leaves] :], weights=per_leaf, minlength=n_leaves
+    )
+    values = (dvalues[:n_leaves] + spread).reshape(shape)
+    yield Finished((values, float(f00)))
 
 
 def _blur_kernel(masker: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -371,13 +554,18 @@ def in_worker(
         thread.join()
 
 
+def _row_seed(seed: int, row: int) -> int:
+    """The seed of numpy's global generator while shap explains input `row`."""
+    entropy = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, row])
+    return int(entropy.generate_state(1)[0])
+
+
 @contextlib.contextmanager
 def seeded_numpy(seed: int, row: int) -> Iterator[None]:
     """Seed numpy's global generator, which shap draws from, for input `row`,
     and restore its state afterwards."""
     state = np.random.get_state()
-    entropy = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, row])
-    np.random.seed(entropy.generate_state(1)[0])
+    np.random.seed(_row_seed(seed, row))
     try:
         yield
     finally:

@@ -42,14 +42,13 @@ from typing import Any
 
 import numpy as np
 
-from ..baselines import resolve_baseline
 from ..explanation import Explanation
 from ..targets import BoundTarget, EmbeddingSimilarity
-from ._base import MethodSpec, Request, check_count, check_fraction, relative_change
+from ._base import MethodSpec, Request, relative_change, single_threaded_blas
 from ._sampling import BLOCK, CoalitionSampler, schedule
-from .rise import MaskMaker
+from .rise import MaskMaker, check_masks
 
-__all__ = ["SPEC", "run"]
+__all__ = ["SPEC", "run", "validate"]
 
 SPEC = MethodSpec(
     name="relax",
@@ -86,24 +85,25 @@ def run(request: Request) -> Iterator[Explanation]:
         ``convergence`` the relative change of the importance since the last
         partial.
     """
-    params = request.params
     inputs = request.inputs
     _, height, width, channels = inputs.shape
-    n_samples = check_count("n_samples", params["n_samples"])
-    cell = check_count("cell", params["cell"], high=min(height, width))
-    p = check_fraction("p", params["p"])
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), exclusive; got {p}")
-    baseline = resolve_baseline(params["baseline"], inputs, seed=request.seed)
+    n_samples, cell, p, baseline = check_masks(request)
 
     similarity = _own_embedding(request)
     masks = MaskMaker(height, width, cell, request.seed, antithetic=p == 0.5)
 
     def score(z: np.ndarray, rows: np.ndarray, index: np.ndarray) -> np.ndarray:
-        m = masks.make(z, index)[..., None]
-        return _similarity(
-            request, similarity, inputs[rows] * m + baseline[rows] * (1.0 - m), rows
+        # x · M + b · (1 − M), blended inside the compiled call
+        scores = request.adapter.evaluate_blend(
+            inputs,
+            baseline,
+            masks.make(z, index),
+            similarity,
+            rows,
+            cancel=request.cancel,
         )
+        request.n_evaluations += len(z)
+        return np.asarray(scores, np.float64)
 
     outputs = _cached_similarity(request, similarity, "outputs", inputs)
     base_values = _cached_similarity(request, similarity, "base_values", baseline)
@@ -113,7 +113,8 @@ def run(request: Request) -> Iterator[Explanation]:
     previous: np.ndarray | None = None
     for stop in schedule(n_samples, len(inputs), request.adapter.batch_size):
         z, scores = sampler.draw(stop)
-        importance, uncertainty = _statistics(request, masks, z[0], scores, stop)
+        with single_threaded_blas():
+            importance, uncertainty = _statistics(request, masks, z[0], scores, stop)
         values = np.repeat((importance / channels)[..., None], channels, axis=-1)
         yield request.result(
             values,
@@ -124,6 +125,12 @@ def run(request: Request) -> Iterator[Explanation]:
             extras={"uncertainty": uncertainty.astype(np.float32)},
         )
         previous = importance
+
+
+def validate(request: Request) -> None:
+    """Check ``n_samples``, ``cell``, ``p`` and ``baseline`` (no
+    evaluation)."""
+    check_masks(request)
 
 
 def _own_embedding(request: Request) -> BoundTarget:

@@ -27,7 +27,14 @@ import numpy as np
 
 from ..baselines import resolve_baseline
 from ..explanation import Explanation
-from ._base import MethodSpec, Request, check_count, check_fraction, relative_change
+from ._base import (
+    MethodSpec,
+    Request,
+    check_count,
+    check_fraction,
+    relative_change,
+    single_threaded_blas,
+)
 from ._sampling import BLOCK, CoalitionSampler, cached_evaluate, draws_for, schedule
 
 SPEC = MethodSpec(
@@ -61,25 +68,15 @@ def run(request: Request) -> Iterator[Explanation]:
         channel (so ``map`` is the saliency), ``base_values`` the target at
         the baseline, ``outputs`` at the inputs.
     """
-    params = request.params
     inputs = request.inputs
     _, height, width, channels = inputs.shape
-    n_samples = check_count("n_samples", params["n_samples"])
-    cell = check_count("cell", params["cell"], high=min(height, width))
-    p = check_fraction("p", params["p"])
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), exclusive; got {p}")
-    baseline = resolve_baseline(params["baseline"], inputs, seed=request.seed)
+    n_samples, cell, p, baseline = check_masks(request)
 
     masks = MaskMaker(height, width, cell, request.seed, antithetic=p == 0.5)
 
-    difference = inputs - baseline
-
     def score(z: np.ndarray, rows: np.ndarray, index: np.ndarray) -> np.ndarray:
-        # x · M + b · (1 − M), written to touch each pixel fewer times
-        perturbed = difference[rows] * masks.make(z, index)[..., None]
-        perturbed += baseline[rows]
-        return request.evaluate(perturbed, rows)
+        # x · M + b · (1 − M), blended inside the compiled call
+        return request.evaluate_blend(baseline, masks.make(z, index), rows)
 
     outputs = cached_evaluate(request, "outputs", lambda: inputs)
     base_values = cached_evaluate(request, "base_values", lambda: baseline)
@@ -89,7 +86,8 @@ def run(request: Request) -> Iterator[Explanation]:
     previous: np.ndarray | None = None
     for stop in schedule(n_samples, len(inputs), request.adapter.batch_size):
         z, scores = sampler.draw(stop)
-        saliency = _weighted_sum(request, masks, z[0], scores, stop) / (stop * p)
+        with single_threaded_blas():
+            saliency = _weighted_sum(request, masks, z[0], scores, stop) / (stop * p)
         values = np.repeat((saliency / channels)[..., None], channels, axis=-1)
         yield request.result(
             values,
@@ -99,6 +97,40 @@ def run(request: Request) -> Iterator[Explanation]:
             convergence=relative_change(previous, saliency),
         )
         previous = saliency
+
+
+def validate(request: Request) -> None:
+    """Check ``n_samples``, ``cell``, ``p`` and ``baseline`` (no
+    evaluation)."""
+    check_masks(request)
+
+
+def check_masks(request: Request) -> tuple[int, int, float, np.ndarray]:
+    """``n_samples``, ``cell``, ``p`` and the baseline `(N, H, W, C)` of a
+    random-mask method (RISE, RELAX), checked.
+
+    Raises
+    ------
+    ValueError
+        For inputs that are not images, or a parameter out of range.
+    TypeError
+        For a parameter of the wrong kind.
+    """
+    params = request.params
+    inputs = request.inputs
+    if not request.is_image:
+        raise ValueError(
+            f"{request.spec.name} applies to images (N, H, W, C); got inputs of "
+            f"shape {inputs.shape}"
+        )
+    height, width = inputs.shape[1:3]
+    n_samples = check_count("n_samples", params["n_samples"])
+    cell = check_count("cell", params["cell"], high=min(height, width))
+    p = check_fraction("p", params["p"])
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), exclusive; got {p}")
+    baseline = resolve_baseline(params["baseline"], inputs, seed=request.seed)
+    return n_samples, cell, p, baseline
 
 
 class MaskMaker:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..explanation import Explanation
-from ._base import MethodSpec, Request
+from ._base import MethodSpec, Request, check_bool
 
 SPEC = MethodSpec(
     name="saliency",
@@ -22,9 +22,15 @@ SPEC = MethodSpec(
 )
 
 
+def validate(request: Request) -> None:
+    """Check ``absolute`` is a bool (no evaluation)."""
+    check_bool("absolute", request.params["absolute"])
+
+
 def run(request: Request) -> Iterator[Explanation]:
     """Yield one explanation: `(N, ...)` gradients, their magnitude when
     ``absolute`` (the paper's map), signed otherwise."""
+    absolute = check_bool("absolute", request.params["absolute"])
     grads, outputs = request.gradients(request.inputs)
-    values = np.abs(grads) if request.params["absolute"] else grads
+    values = np.abs(grads) if absolute else grads
     yield request.result(values, base_values=np.zeros_like(outputs), outputs=outputs)

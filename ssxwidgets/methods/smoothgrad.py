@@ -28,12 +28,22 @@ from ._base import (
     MAX_SAMPLES,
     MethodSpec,
     Request,
+    check_choice,
     check_count,
     check_fraction,
     relative_change,
 )
 
-__all__ = ["BLOCK", "SPEC", "VARIANTS", "Progress", "block_rng", "run", "sample_blocks"]
+__all__ = [
+    "BLOCK",
+    "SPEC",
+    "VARIANTS",
+    "Progress",
+    "block_rng",
+    "run",
+    "sample_blocks",
+    "validate",
+]
 
 #: ``"mean"`` (SmoothGrad), ``"squared"`` (SmoothGrad-Squared), ``"variance"``
 #: (VarGrad)
@@ -82,15 +92,7 @@ def run(request: Request) -> Iterator[Explanation]:
         estimate over its last block of `BLOCK` samples. ``outputs`` `(N,)`
         is ``f(x)``; ``base_values`` is zero (there is no baseline).
     """
-    params = request.params
-    noise = check_fraction("noise", params["noise"], 0.0, 1.0)
-    n_samples = check_count("n_samples", params["n_samples"], 1, MAX_SAMPLES)
-    variant = params["variant"]
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}"
-        )
-
+    noise, n_samples, variant = _checked(request)
     inputs = request.inputs
     n = len(inputs)
     shape = inputs.shape[1:]
@@ -102,7 +104,9 @@ def run(request: Request) -> Iterator[Explanation]:
 
     def points(block: int, index: int, lo: int, hi: int) -> tuple[np.ndarray, None]:
         rng = block_rng(request.seed, "smoothgrad", block, index)
-        eps = rng.standard_normal((BLOCK, flat.shape[1]), np.float32)[lo:hi]
+        # the first `hi` rows of the block's draws: a generator fills row by
+        # row, so they do not depend on how many rows are drawn
+        eps = rng.standard_normal((hi, flat.shape[1]), np.float32)[lo:]
         return (flat[index] + sigma[index] * eps).reshape(-1, *shape), None
 
     moments = {"mean": 1, "squared": 2, "variance": 3}[variant]
@@ -119,6 +123,19 @@ def run(request: Request) -> Iterator[Explanation]:
             progress=state.n_done / n_samples,
             convergence=convergence,
         )
+
+
+def validate(request: Request) -> None:
+    """Check ``noise``, ``n_samples`` and ``variant`` (no evaluation)."""
+    _checked(request)
+
+
+def _checked(request: Request) -> tuple[float, int, str]:
+    params = request.params
+    noise = check_fraction("noise", params["noise"], 0.0, 1.0)
+    n_samples = check_count("n_samples", params["n_samples"], 1, MAX_SAMPLES)
+    variant = check_choice("variant", params["variant"], VARIANTS)
+    return noise, n_samples, variant
 
 
 def _estimate(totals: np.ndarray, count: int, variant: str) -> np.ndarray:
