@@ -264,3 +264,27 @@ def test_sampler_draws_are_prefix_stable_and_paired() -> None:
     np.testing.assert_allclose(scores, np.einsum("nsf,nf->ns", z_large, rows))
     assert spent == 2 * 300 and one.n_evaluations == spent
     np.testing.assert_array_equal(again, z_large[:, :200])
+
+
+def test_orthogonal_design_is_balanced_uniform_and_prefix_stable() -> None:
+    """LIME's coalitions come as fold-over Hadamard designs: over each full
+    design every feature is present half the time and every two features
+    are independent (uncorrelated); pairs are complements; the first k
+    samples do not depend on how many are drawn; and across designs each
+    sample is still uniform (about half the features present)."""
+    from ssxwidgets.methods._sampling import BLOCK, orthogonal_rows
+
+    n_features = 50  # a design of 64 rows, 128 samples with complements
+    blocks = [orthogonal_rows(3, "lime", b, n_features) for b in range(40)]
+    halves = np.concatenate(blocks)
+    design = halves[:64].astype(float)
+    np.testing.assert_array_equal(design.mean(axis=0), np.full(n_features, 0.5))
+    centred = design - 0.5
+    np.testing.assert_allclose(centred.T @ centred, np.eye(n_features) * 16)
+    again = np.concatenate(
+        [orthogonal_rows(3, "lime", b, n_features) for b in range(3)]
+    )
+    np.testing.assert_array_equal(again, halves[: 3 * BLOCK // 2])
+    assert abs(halves.mean() - 0.5) < 0.01
+    other = orthogonal_rows(4, "lime", 0, n_features)
+    assert not np.array_equal(other, blocks[0])

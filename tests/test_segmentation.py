@@ -14,6 +14,7 @@ from ssxwidgets.segmentation import (
     resolve_fill,
     segment,
     segment_batch,
+    segment_masks,
     segment_means,
     to_pixels,
 )
@@ -209,3 +210,16 @@ def test_to_pixels_spreads_segment_values_over_channels() -> None:
     assert pixels.shape == (1, 4, 4, 3)
     np.testing.assert_allclose(pixels.sum(-1)[0], values[0][segments[0]])
     np.testing.assert_array_equal(count_segments(segments), [4])
+
+
+def test_segment_masks_mark_the_kept_pixels_of_each_row() -> None:
+    """segment_masks gives each row's kept pixels, z[m, segments[rows[m]]],
+    for one image or a mix of images with different segment counts."""
+    inputs = images(2, size=8)
+    segments = np.stack([segment(inputs[0], "grid", 4), segment(inputs[1], "grid", 2)])
+    z = np.array([[1, 0, 0, 1], [0, 1, 1, 1], [1, 1, 0, 0], [0, 1, 0, 0]], bool)
+    for rows in (np.array([0, 1, 0, 1]), np.array([1, 1, 1, 1])):
+        keep = segment_masks(segments, z, rows)
+        assert keep.shape == (4, 8, 8) and keep.dtype == bool
+        for m, i in enumerate(rows):
+            np.testing.assert_array_equal(keep[m], z[m][segments[i]])

@@ -74,7 +74,6 @@ def run(request: Request) -> Iterator[Explanation]:
     flat = inputs.reshape(n, -1)
     flat_refs = references.reshape(*references.shape[: 1 if shared else 2], -1)
     n_refs = len(references)
-    outputs = _cached(request, "outputs", lambda: request.evaluate(inputs))
     base_values = _cached(
         request, "base_values", lambda: _expected_output(request, references, shared)
     )
@@ -90,6 +89,8 @@ def run(request: Request) -> Iterator[Explanation]:
         return (refs + alphas * diffs).reshape(-1, *shape), diffs
 
     for state in sample_blocks(request, n_samples, points):
+        # f(x): from sample_blocks' first call when it had room
+        outputs = _cached(request, "outputs", lambda: request.evaluate(inputs))
         values = (state.totals[0] / state.n_done).reshape(inputs.shape)
         convergence = None
         if state.previous is not None:
