@@ -33,6 +33,7 @@ from . import colormaps
 from ._log import logger
 from ._version import __version__
 from .explanation import Explanation
+from .widgets._frames import display_image, value_range_for
 
 __all__ = [
     "bar_chart_svg",
@@ -52,8 +53,6 @@ MAX_FEATURES = 20
 PICTURE_PX = 192
 #: heatmap opacity over the image, as in the widget
 OPACITY = 0.6
-#: percentile of |values| that sets the colour range, as in the widget
-RANGE_PERCENTILE = 99.5
 
 # What a faithfulness number means, shown beside it.
 METRIC_HINTS = {
@@ -140,55 +139,15 @@ def _png(pixels: NDArray[np.uint8]) -> str:
 
 
 def display_pixels(image: ArrayLike) -> NDArray[np.uint8]:
-    """``(H, W, 3 | 4)`` uint8 pixels of one image, as the widget shows it.
-
-    Floats in [0, 1] are scaled by 255, floats in [0, 255] kept, other floats
-    stretched from their minimum to their maximum; integers clipped to
-    [0, 255]. One channel becomes grey; a channel count other than 1, 3 or 4
-    shows the channel mean in grey.
-    """
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3:
-        raise ValueError(f"expected one image (H, W, C); got shape {array.shape}")
-    if array.shape[-1] not in (1, 3, 4):
-        array = array.mean(axis=-1, keepdims=True)
-    if array.dtype == bool:
-        pixels = array.astype(np.float64) * 255.0
-    elif np.issubdtype(array.dtype, np.integer):
-        pixels = np.clip(array, 0, 255).astype(np.float64)
-    else:
-        pixels = np.nan_to_num(array.astype(np.float64))
-        lo, hi = float(pixels.min(initial=0.0)), float(pixels.max(initial=0.0))
-        if lo >= 0.0 and hi <= 1.0:
-            pixels = pixels * 255.0
-        elif lo < 0.0 or hi > 255.0:
-            pixels = (pixels - lo) / ((hi - lo) or 1.0) * 255.0
-    out = np.floor(pixels + 0.5).astype(np.uint8)
-    if out.shape[-1] == 1:
-        out = np.repeat(out, 3, axis=-1)
-    return out
+    """``(H, W, 3 | 4)`` uint8 pixels of one image, exactly as the widget
+    shows it (see `ssxwidgets.widgets._frames.display_image`)."""
+    return display_image(image)[0]
 
 
 def value_range(values: ArrayLike) -> tuple[float, float]:
-    """The colour range of a map, by the widget's rule.
-
-    ``(-q, q)`` when any value is negative, ``(0, q)`` otherwise, where ``q``
-    is the 99.5th percentile of ``|values|`` (robust to a few extreme
-    pixels); ``(0, 1)`` for a map with no finite non-zero value.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return (0.0, 1.0)
-    magnitude = np.abs(v)
-    q = float(np.percentile(magnitude, RANGE_PERCENTILE))
-    if q <= 0.0:
-        q = float(magnitude.max())
-    if q <= 0.0:
-        q = 1.0
-    return (-q, q) if float(v.min()) < 0.0 else (0.0, q)
+    """The colour range of a map, by the widget's rule (see
+    `ssxwidgets.widgets._frames.value_range_for`)."""
+    return value_range_for(values)
 
 
 def _overlay(
