@@ -16,11 +16,19 @@ Yardsticks, each measured in the same run, interleaved with what it judges
 - ``lime_image`` as users call it (``model.predict``, lime's default batch of
   10 and quickshift segmentation, 1,000 samples).
 
-A ratio is the median over a few pairs of a method run and a floor run made
-back to back (alternating which goes first), after a warm-up, so that each
-pair sees one load; times shown are the best run. Each run uses a new seed,
-so no run reuses the samples cached by the one before. Ratios are method /
-floor: 1.00 means no overhead at all.
+Each speed row shows the method's best wall time, the wall ratio (the mean
+of the fastest third of method runs over the same for the floor, method and
+floor interleaved) and, in brackets, the CPU ratio (the median over pairs of
+a method run and a floor run made back to back of their process CPU times,
+which other processes disturb far less). Each run uses a new seed, so no run
+reuses the samples cached by the one before. Ratios are method / floor: 1.00
+means no overhead at all.
+
+Other sections: new evaluations when ``n_samples`` (``max_evals``) rises
+from 1,000 to 2,000; peak traced memory at 4,000 and 16,000 samples; and
+LIME's samples to a Spearman correlation of 0.9 with a 10,000-sample
+reference, ours against ``lime_image``'s. ``--only speed,users`` runs some
+sections; results and their reading are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
