@@ -20,7 +20,7 @@ import traitlets
 from .. import colormaps
 from .._log import logger
 
-__all__ = ["ImageView"]
+__all__ = ["ImageView", "check_colormap", "check_opacity"]
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 _BUNDLE = _STATIC / "widget.js"
@@ -241,15 +241,25 @@ class ImageView(anywidget.AnyWidget):
 
     @traitlets.validate("opacity")
     def _check_opacity(self, proposal: dict[str, Any]) -> float:
-        value = float(proposal["value"])
-        if not 0.0 <= value <= 1.0:
-            raise traitlets.TraitError(f"opacity must be in [0, 1]; got {value}")
-        return value
+        return check_opacity(proposal["value"])
 
     @traitlets.validate("colormap")
     def _check_colormap(self, proposal: dict[str, Any]) -> str:
-        name = str(proposal["value"])
-        if name != colormaps.AUTO and name not in colormaps.COLORMAPS:
-            known = ", ".join(["auto", *colormaps.COLORMAPS])
-            raise traitlets.TraitError(f"colormap must be one of {known}; got {name!r}")
-        return name
+        return check_colormap(proposal["value"])
+
+
+def check_opacity(value: Any) -> float:
+    """`value` as an opacity in [0, 1], or a `TraitError` saying what arrived."""
+    opacity = float(value)
+    if not 0.0 <= opacity <= 1.0:
+        raise traitlets.TraitError(f"opacity must be in [0, 1]; got {opacity}")
+    return opacity
+
+
+def check_colormap(value: Any) -> str:
+    """`value` as a known colour-map name or ``"auto"``, or a `TraitError`."""
+    name = str(value)
+    if name != colormaps.AUTO and name not in colormaps.COLORMAPS:
+        known = ", ".join([colormaps.AUTO, *colormaps.COLORMAPS])
+        raise traitlets.TraitError(f"colormap must be one of {known}; got {name!r}")
+    return name

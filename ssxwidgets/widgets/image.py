@@ -70,7 +70,7 @@ from ._frames import (
     value_range_for,
 )
 from ._live import Plan, panel_frame, run_plan
-from ._view import ImageView
+from ._view import ImageView, check_colormap, check_opacity
 
 __all__ = [
     "CHART_INTERVAL_S",
@@ -238,18 +238,11 @@ class ImageExplainer(ipywidgets.VBox):
 
     @traitlets.validate("opacity")
     def _check_opacity(self, proposal: dict[str, Any]) -> float:
-        value = float(proposal["value"])
-        if not 0.0 <= value <= 1.0:
-            raise traitlets.TraitError(f"opacity must be in [0, 1]; got {value}")
-        return value
+        return check_opacity(proposal["value"])
 
     @traitlets.validate("colormap")
     def _check_colormap(self, proposal: dict[str, Any]) -> str:
-        name = str(proposal["value"])
-        if name != colormaps.AUTO and name not in colormaps.COLORMAPS:
-            known = ", ".join([colormaps.AUTO, *colormaps.COLORMAPS])
-            raise traitlets.TraitError(f"colormap must be one of {known}; got {name!r}")
-        return name
+        return check_colormap(proposal["value"])
 
     @traitlets.validate("selection")
     def _check_selection(self, proposal: dict[str, Any]) -> dict[str, Any]:
