@@ -19,7 +19,7 @@ Usage::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,18 +55,24 @@ class BoundTarget:
         Human-readable, e.g. ``"class 3 (square)"``.
     classes
         `(N,)` class index per input for class targets, else ``None``.
+    outputs
+        `(N,)` float32: the scalar at each bound input, when binding ran the
+        model anyway (``"top"``, `EmbeddingSimilarity`), else ``None``;
+        methods take ``f(x)`` from it instead of evaluating it again.
     """
 
     weights: np.ndarray
     normalize: bool
     description: str
     classes: np.ndarray | None = None
+    outputs: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> BoundTarget:
         """The target for a subset (or repetition) of the inputs."""
         classes = None if self.classes is None else self.classes[rows]
+        outputs = None if self.outputs is None else self.outputs[rows]
         return BoundTarget(
-            self.weights[rows], self.normalize, self.description, classes
+            self.weights[rows], self.normalize, self.description, classes, outputs
         )
 
     def reduce(self, outputs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -141,9 +147,9 @@ class TopClass(Target):
     """The class the model predicts for each input (the arg-max output)."""
 
     def bind(self, adapter: ModelAdapter, inputs: np.ndarray) -> BoundTarget:
-        outputs = adapter.predict(inputs)
-        classes = outputs.reshape(len(inputs), -1).argmax(axis=1)
-        return ClassTarget(classes).bind(adapter, inputs)
+        outputs = adapter.predict(inputs).reshape(len(inputs), -1)
+        bound = ClassTarget(outputs.argmax(axis=1)).bind(adapter, inputs)
+        return replace(bound, outputs=bound.reduce(outputs))
 
     def __repr__(self) -> str:
         return "TopClass()"
@@ -168,9 +174,12 @@ class EmbeddingSimilarity(Target):
         self.metric = _check_metric(metric)
 
     def bind(self, adapter: ModelAdapter, inputs: np.ndarray) -> BoundTarget:
-        embeddings = _embed(adapter, inputs, self.metric == "cosine")
+        cosine = self.metric == "cosine"
+        embeddings = _embed(adapter, inputs, cosine)
+        # <t(f(x)), t(f(x))>: the embedding's squared norm, or 1 for cosine
+        outputs = np.einsum("nk,nk->n", embeddings, embeddings)
         return BoundTarget(
-            embeddings, self.metric == "cosine", "similarity to own embedding"
+            embeddings, cosine, "similarity to own embedding", outputs=outputs
         )
 
     def __repr__(self) -> str:

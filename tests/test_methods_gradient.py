@@ -351,6 +351,40 @@ def test_smoothgrad_estimates_settle(cnn: Any) -> None:
     assert error(parts[-1].values) < 0.5
 
 
+def _quadratic(weights: np.ndarray) -> Any:
+    """A Keras model whose one output is ``Σ weights · x²``: its gradient
+    ``2 · weights · x`` is linear in ``x``."""
+    inputs = keras.Input(weights.shape)
+    squares = keras.layers.Multiply()([inputs, inputs])
+    dense = keras.layers.Dense(1, use_bias=False)
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(squares)))
+    dense.set_weights([weights.reshape(-1, 1).astype(np.float32)])
+    return model
+
+
+def test_smoothgrad_noise_has_the_asked_scale_and_cancels_in_pairs() -> None:
+    """On ``f = Σ a x²`` (gradient ``2a(x + σε)``): the mean variant is
+    exactly ``2ax``, because the noise comes in antithetic pairs that cancel;
+    VarGrad averages to ``4a²σ²`` with ``σ = noise · (max − min)``, so the
+    noise has the scale asked for; and f(x) comes from binding "top", so the
+    run costs one evaluation per sample."""
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0.5, 1.5, (SIZE, SIZE, 3)).astype(np.float32)
+    model = _quadratic(a)
+    x = images(1, SIZE, seed=18)
+    sigma = 0.2 * float(x.max() - x.min())
+
+    mean = ssx.attribute(model, x, "smoothgrad", target="top", noise=0.2, n_samples=32)
+    np.testing.assert_allclose(mean.values[0], 2 * a * x[0], rtol=1e-4, atol=1e-5)
+    assert mean.n_evaluations == 32
+
+    variance = ssx.attribute(
+        model, x, "smoothgrad", noise=0.2, n_samples=400, variant="variance"
+    )
+    ratio = variance.values[0] / (4 * a**2 * sigma**2)
+    assert abs(float(ratio.mean()) - 1.0) < 0.03, ratio.mean()
+
+
 INCREMENTAL = [
     ("smoothgrad", {"variant": "variance"}),
     ("expected_gradients", {"background": "blur"}),

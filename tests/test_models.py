@@ -221,6 +221,48 @@ def test_blends_are_made_inside_the_call_as_numpy_would(cnn, kind):
         assert adapter.n_evaluations - before == 7
 
 
+def test_paired_float_blends_match_the_general_form(cnn):
+    """With no fill rows (each row's fill is its own input's) a float blend
+    takes the shorter ``f + (x − f)·m`` form; it scores what ``x·m +
+    f·(1 − m)`` built in numpy scores."""
+    rng = np.random.default_rng(1)
+    x = factories.images(2)
+    fill = factories.images(2, seed=8)
+    masks = rng.random((5, 32, 32)).astype(np.float32)
+    rows = np.array([1, 0, 1, 1, 0])
+    adapter = ModelAdapter(cnn, batch_size=4)
+    target = ClassTarget(1).bind(adapter, x)
+    m = masks[..., None]
+    want = cnn(x[rows] * m + fill[rows] * (1 - m)).numpy()[:, 1]
+    scores = adapter.evaluate_blend(x, fill, masks, target, rows)
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-5)
+
+
+def test_shifted_gradients_are_the_gradients_at_the_shifted_points(cnn):
+    """gradients_shifted at ``x[rows] + scales·shifts[shift_rows]`` gives what
+    gradients gives at those points built in numpy, and counts one
+    evaluation per point."""
+    rng = np.random.default_rng(2)
+    x = factories.images(2)
+    shifts = rng.normal(0, 0.1, (3, 32, 32, 3)).astype(np.float32)
+    rows = np.array([0, 1, 1, 0, 1, 0, 0])
+    shift_rows = np.array([2, 0, 1, 1, 2, 0, 0])
+    scales = np.array([1.0, -1.0, 0.5, 0.0, 2.0, -0.5, 1.0], np.float32)
+    adapter = ModelAdapter(cnn, batch_size=4)
+    target = ClassTarget(2).bind(adapter, x)
+    points = x[rows] + scales[:, None, None, None] * shifts[shift_rows]
+    want_grads, want_scores = adapter.gradients(points, target, rows)
+    before = adapter.n_evaluations
+    grads, scores = adapter.gradients_shifted(
+        x, shifts, target, rows, shift_rows, scales
+    )
+    assert adapter.n_evaluations - before == len(rows)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grads, want_grads, rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="shifts must be shaped like the inputs"):
+        adapter.gradients_shifted(x, shifts[..., :1], target, rows, shift_rows, scales)
+
+
 def test_weights_fingerprint_follows_the_weights(cnn):
     """The fingerprint that keys cached samples is stable while the weights
     are, and changes when any weight changes (training, loading)."""

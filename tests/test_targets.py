@@ -41,6 +41,27 @@ def test_top_class_is_the_argmax(classifier):
     np.testing.assert_allclose(scores, classifier.predict(x).max(1), rtol=1e-5)
 
 
+def test_targets_that_run_the_model_keep_its_scalars(classifier, encoder):
+    """Binding "top" or EmbeddingSimilarity evaluates the model anyway; the
+    bound target keeps the scalars at the inputs, equal to evaluating them,
+    so methods need no evaluation of f(x) of their own."""
+    x = factories.images(4)
+    for adapter, target in (
+        (classifier, TopClass()),
+        (encoder, EmbeddingSimilarity()),
+        (encoder, EmbeddingSimilarity("cosine")),
+    ):
+        bound = target.bind(adapter, x)
+        assert bound.outputs is not None
+        np.testing.assert_allclose(
+            bound.outputs, adapter.evaluate(x, bound), rtol=1e-4, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            bound.take(np.array([2, 0])).outputs, bound.outputs[[2, 0]]
+        )
+    assert ClassTarget(1).bind(classifier, x).outputs is None
+
+
 def test_embedding_similarity_is_the_inner_product_with_itself(encoder):
     """Unperturbed, the label-free target equals ‖f(x)‖²."""
     x = factories.images(3)

@@ -157,6 +157,28 @@ class Request:
         self.n_evaluations += len(inputs)
         return result
 
+    def gradients_shifted(
+        self,
+        shifts: np.ndarray,
+        rows: np.ndarray,
+        shift_rows: np.ndarray,
+        scales: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gradients `(M, ...)` and scalars `(M,)` at the inputs' rows plus
+        scaled `shifts` `(K, ...)`, made inside the compiled call (see
+        `ModelAdapter.gradients_shifted`)."""
+        result = self.adapter.gradients_shifted(
+            self.inputs,
+            shifts,
+            self.target,
+            rows,
+            shift_rows,
+            scales,
+            cancel=self.cancel,
+        )
+        self.n_evaluations += len(rows)
+        return result
+
     def layer_gradients(
         self,
         inputs: np.ndarray,

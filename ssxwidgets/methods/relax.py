@@ -23,10 +23,11 @@ RELAX needs no target: it always explains the embedding's similarity to
 itself, whatever target the request carries; similarities are computed on
 the adapter's compiled path as a cosine target. Masks and similarities are
 kept in ``request.cache`` (see `_sampling`), so raising ``n_samples``
-continues from the masks already scored; the statistics are merged block by
-block in a fixed order (Chan et al.'s pairwise update of a weighted mean and
-variance), so the result for ``n`` masks does not depend on how it was
-reached and memory stays flat in ``n_samples``.
+continues from the masks already scored. The three sums ``Σ M``, ``Σ s M``
+and ``Σ s² M`` are kept in grid space (`MaskMaker.grid_sums`: a few numbers
+per mask, not a mask), whole blocks added in a fixed order, so the result
+for ``n`` masks does not depend on how it was reached and memory stays flat
+in ``n_samples``.
 
 Usage::
 
@@ -105,7 +106,9 @@ def run(request: Request) -> Iterator[Explanation]:
         request.n_evaluations += len(z)
         return np.asarray(scores, np.float64)
 
-    outputs = _cached_similarity(request, similarity, "outputs", inputs)
+    outputs = similarity.outputs  # each input's similarity to itself, from binding
+    if outputs is None:
+        outputs = _cached_similarity(request, similarity, "outputs", inputs)
     base_values = _cached_similarity(request, similarity, "base_values", baseline)
     sampler = CoalitionSampler(
         request, cell * cell, score, p=p, antithetic=p == 0.5, key="relax"
@@ -173,62 +176,39 @@ def _statistics(
     """Importance and uncertainty, `(N, H, W)` each, over the first `stop`
     masks, from grids `z` `(n, cell²)` and similarities `scores` `(N, n)`.
 
-    Whole blocks are merged once and kept in the cache, always in block
-    order, so the result for `stop` masks is the same however it was reached.
+    Sums of whole blocks are kept in the cache and added in block order, so
+    the result for `stop` masks is the same however it was reached.
     """
-    n_inputs = len(scores)
-    pixels = masks.height * masks.width
-    state: dict[str, Any] = request.cache.setdefault("relax_stats", {"n": 0})
-    if state["n"] > stop or "moments" not in state:
-        state["n"], state["moments"] = 0, _empty(n_inputs, pixels)
+    state: dict[str, Any] = request.cache.setdefault("relax_sums", {"n": 0})
     full = stop // BLOCK * BLOCK
+    if state["n"] > full or "sums" not in state:
+        shape = (1 + 2 * len(scores), masks.n_shifts, masks.cell**2)
+        state["n"], state["sums"] = 0, np.zeros(shape)
     for start in range(state["n"], full, BLOCK):
-        block = _block_moments(masks, z, scores, start, start + BLOCK)
-        state["moments"] = _merge(state["moments"], block)
+        state["sums"] = state["sums"] + _block_sums(
+            masks, z, scores, start, start + BLOCK
+        )
         state["n"] = start + BLOCK
-    moments = state["moments"]
+    sums = state["sums"]
     if full < stop:
-        moments = _merge(moments, _block_moments(masks, z, scores, full, stop))
-    weight, mean, spread = moments
-    kept = weight > 0
-    uncertainty = np.where(kept, spread / np.where(kept, weight, 1.0), 0.0)
-    shape = (n_inputs, masks.height, masks.width)
-    return mean.reshape(shape), np.maximum(uncertainty, 0.0).reshape(shape)
+        sums = sums + _block_sums(masks, z, scores, full, stop)
+    images = masks.render(sums)
+    n_inputs = len(scores)
+    mass, first, second = images[:1], images[1 : 1 + n_inputs], images[1 + n_inputs :]
+    kept = mass > 1e-12
+    safe = np.where(kept, mass, 1.0)
+    importance = np.where(kept, first / safe, 0.0)
+    # the weighted variance Σ s² M / Σ M − R², in float64
+    uncertainty = np.where(kept, second / safe - importance**2, 0.0)
+    return importance, np.maximum(uncertainty, 0.0)
 
 
-Moments = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def _empty(n_inputs: int, pixels: int) -> Moments:
-    """No samples: mask mass, weighted mean and weighted sum of squared
-    deviations, each `(N, H·W)`."""
-    zeros = np.zeros((n_inputs, pixels))
-    return zeros, zeros.copy(), zeros.copy()
-
-
-def _block_moments(
+def _block_sums(
     masks: MaskMaker, z: np.ndarray, scores: np.ndarray, start: int, stop: int
-) -> Moments:
-    """The moments of masks ``start..stop-1`` (the same masks serve every
-    input): mass ``Σ M``, mean ``Σ s M / Σ M`` and ``Σ (s − mean)² M``."""
-    made = masks.make(z[start:stop], np.arange(start, stop))
-    weights = made.reshape(stop - start, -1).astype(np.float64)  # (n, P)
-    s = scores[:, start:stop]  # (N, n)
-    mass = np.broadcast_to(weights.sum(axis=0), (len(s), weights.shape[1]))
-    safe = np.where(mass > 0, mass, 1.0)
-    mean = (s @ weights) / safe
-    squares = (s**2) @ weights
-    spread = np.maximum(squares - 2.0 * mean * (s @ weights) + mean**2 * mass, 0.0)
-    return mass.copy(), mean, spread
-
-
-def _merge(a: Moments, b: Moments) -> Moments:
-    """Chan et al.'s pairwise merge of two sets of weighted moments."""
-    weight_a, mean_a, spread_a = a
-    weight_b, mean_b, spread_b = b
-    weight = weight_a + weight_b
-    safe = np.where(weight > 0, weight, 1.0)
-    delta = mean_b - mean_a
-    mean = mean_a + delta * weight_b / safe
-    spread = spread_a + spread_b + delta**2 * weight_a * weight_b / safe
-    return weight, mean, spread
+) -> np.ndarray:
+    """Grid-space sums `(1 + 2N, K, cell²)` of masks ``start..stop-1``
+    weighted by 1, by each input's similarity and by its square (the same
+    masks serve every input)."""
+    s = scores[:, start:stop]
+    weights = np.concatenate([np.ones((1, stop - start)), s, s * s])
+    return masks.grid_sums(z[start:stop], np.arange(start, stop), weights)

@@ -178,6 +178,51 @@ class MaskMaker:
         cols = self.up_w[shifts[:, 1:] + np.arange(self.width)]
         return np.einsum("mhs,mst,mwt->mhw", rows, grids, cols, optimize=True)
 
+    @property
+    def n_shifts(self) -> int:
+        """How many distinct crop offsets a mask can have."""
+        return self.cell_h * self.cell_w
+
+    def grid_sums(
+        self, z: np.ndarray, index: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """Weighted sums of grids, by shift: `(Q, K, cell²)` float64.
+
+        For a fixed shift a mask is linear in its grid (``M = R G Cᵀ``), so
+        ``Σ_m w_m M_m`` needs only the sums of ``w_m G_m`` over the samples
+        of each shift; `render` makes the images from them. That costs a few
+        numbers per sample instead of a whole mask.
+
+        Parameters
+        ----------
+        z
+            `(M, cell²)` bool grids.
+        index
+            `(M,)` the samples' indices (they fix the shifts).
+        weights
+            `(Q, M)`: Q weightings of the samples.
+        """
+        shifts = self.shifts(np.asarray(index))
+        k = shifts[:, 0] * self.cell_w + shifts[:, 1]
+        by_shift = np.zeros((self.n_shifts, len(weights), self.cell * self.cell))
+        terms = weights.T[:, :, None] * z[:, None].astype(np.float64)  # (M, Q, c²)
+        np.add.at(by_shift, k, terms)
+        return by_shift.transpose(1, 0, 2)
+
+    def render(self, sums: np.ndarray) -> np.ndarray:
+        """``Σ_m w_m M_m`` `(Q, H, W)` from `grid_sums`' `(Q, K, cell²)`."""
+        c, a, b = self.cell, self.cell_h, self.cell_w
+        q = len(sums)
+        grids = sums.reshape(q, a, b, c, c)
+        # rows[a] (H, c) and cols[b] (W, c): the bilinear weights of shift a, b
+        rows = self.up_h[np.arange(a)[:, None] + np.arange(self.height)]
+        cols = self.up_w[np.arange(b)[:, None] + np.arange(self.width)]
+        # Σ_b G_ab C_bᵀ for every a, then Σ_a R_a (that)
+        half = grids.transpose(0, 1, 3, 2, 4).reshape(q, a, c, b * c)
+        half = half @ cols.transpose(0, 2, 1).reshape(b * c, self.width)
+        left = rows.transpose(1, 0, 2).reshape(self.height, a * c)
+        return left @ half.reshape(q, a * c, self.width)
+
 
 def _bilinear(size: int, cells: int) -> np.ndarray:
     """`(size, cells)` float32 weights resizing `cells` values to `size`
@@ -199,31 +244,31 @@ def _weighted_sum(
     """`(N, H, W)`: ``Σ_j scores_j · M_j`` over the first `stop` samples, with
     grids `z` `(n, cell²)` (every input's) and `scores` `(N, n)`.
 
-    Sums of whole blocks are kept in the cache and added in block order, so
-    the result for `stop` samples is the same however it was reached.
+    The sums are kept by shift in grid space (`MaskMaker.grid_sums`), whole
+    blocks in the cache, added in block order, so the result for `stop`
+    samples is the same however it was reached.
     """
     state: dict[str, Any] = request.cache.setdefault(
         "rise_sum", {"n": 0, "lock": threading.Lock()}
     )
-    n_inputs = len(scores)
-    shape = (n_inputs, masks.height * masks.width)
     full = stop // BLOCK * BLOCK
     with state["lock"]:
         if state["n"] > full or "sum" not in state:
+            shape = (len(scores), masks.n_shifts, masks.cell**2)
             state["n"], state["sum"] = 0, np.zeros(shape)
         for start in range(state["n"], full, BLOCK):
             block = _block_sum(masks, z, scores, start, start + BLOCK)
             state["sum"] = state["sum"] + block
             state["n"] = start + BLOCK
-        total = state["sum"].copy()
+        total = state["sum"]
     if full < stop:
-        total += _block_sum(masks, z, scores, full, stop)
-    return total.reshape(n_inputs, masks.height, masks.width)
+        total = total + _block_sum(masks, z, scores, full, stop)
+    return masks.render(total)
 
 
 def _block_sum(
     masks: MaskMaker, z: np.ndarray, scores: np.ndarray, start: int, stop: int
 ) -> np.ndarray:
-    # every input sees the same grids and shifts, so one set of masks serves all
-    made = masks.make(z[start:stop], np.arange(start, stop)).reshape(stop - start, -1)
-    return scores[:, start:stop] @ made.astype(np.float64)
+    # every input sees the same grids and shifts: one weighting per input
+    index = np.arange(start, stop)
+    return masks.grid_sums(z[start:stop], index, scores[:, start:stop])

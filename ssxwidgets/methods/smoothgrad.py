@@ -13,6 +13,13 @@ shares): samples are drawn in fixed blocks of `BLOCK` per input from a
 generator seeded by ``(seed, block, input)``, so the first `k` samples never
 depend on ``n_samples``; raising ``n_samples`` continues from the blocks kept
 in ``request.cache`` and lowering it reuses a prefix.
+
+Noise comes in antithetic pairs: samples ``2k`` and ``2k + 1`` are ``x + σε``
+and ``x − σε``. Each is still ``x`` plus Gaussian noise, so every variant
+estimates what it did; the pair cancels the noise's first-order effect on the
+mean gradient (a smaller variance for the same samples) and halves the
+Gaussian draws. The noisy points are made inside the compiled gradient call
+(`ModelAdapter.gradients_shifted`); only ``ε`` crosses to the device.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ __all__ = [
     "SPEC",
     "VARIANTS",
     "Progress",
+    "Shifted",
     "block_rng",
     "run",
     "sample_blocks",
@@ -67,10 +75,33 @@ SPEC = MethodSpec(
     paper="Smilkov et al. 2017, arXiv:1706.03825",
 )
 
-#: ``points(block, input, lo, hi)`` -> the ``hi - lo`` points `(M, ...)` of
-#: samples ``lo..hi-1`` of that block for that input, and what each row's
-#: gradient is multiplied by `(M, D)` (``None``: nothing)
-Points = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray | None]]
+
+@dataclass
+class Shifted:
+    """Samples of one input given as shifts of it: sample ``m`` is
+    ``x + scales[m] · shifts[picks[m]]``.
+
+    Attributes
+    ----------
+    shifts
+        `(K, ...)` shaped like one input.
+    picks
+        `(M,)` the shift of each sample.
+    scales
+        `(M,)` float32, the factor of each sample's shift.
+    """
+
+    shifts: np.ndarray
+    picks: np.ndarray
+    scales: np.ndarray
+
+
+#: ``points(block, input, lo, hi)`` -> samples ``lo..hi-1`` of that block for
+#: that input: either the points `(M, ...)` with what each row's gradient is
+#: multiplied by `(M, D)` (``None``: nothing), or `Shifted` (no multiplier)
+#: what `Points` gives: explicit points and multipliers, or `Shifted`
+Samples = tuple[np.ndarray, np.ndarray | None] | Shifted
+Points = Callable[[int, int, int, int], Samples]
 
 
 def run(request: Request) -> Iterator[Explanation]:
@@ -105,14 +136,15 @@ def run(request: Request) -> Iterator[Explanation]:
     sigma = (noise * np.where(span > 0, span, 1.0)).astype(np.float32)
     base_values = np.zeros(n, np.float32)
 
-    def points(block: int, index: int, lo: int, hi: int) -> tuple[np.ndarray, None]:
+    def points(block: int, index: int, lo: int, hi: int) -> Shifted:
         rng = block_rng(request.seed, "smoothgrad", block, index)
-        # the first `hi` rows of the block's draws: a generator fills row by
-        # row, so they do not depend on how many rows are drawn
-        noisy = rng.standard_normal((hi, flat.shape[1]), np.float32)[lo:]
-        noisy *= sigma[index]
-        noisy += flat[index]
-        return noisy.reshape(-1, *shape), None
+        # pairs lo // 2 .. (hi - 1) // 2 of the block's draws; a generator
+        # fills row by row, so they do not depend on how many rows are drawn
+        first = lo // 2
+        noise = rng.standard_normal(((hi + 1) // 2, *shape), np.float32)[first:]
+        samples = np.arange(lo, hi)
+        signs = np.where(samples % 2 == 0, 1.0, -1.0).astype(np.float32)
+        return Shifted(noise, samples // 2 - first, signs * sigma[index])
 
     moments = {"mean": 1, "squared": 2, "variance": 3}[variant]
     for state in sample_blocks(request, n_samples, points, moments):
@@ -314,10 +346,10 @@ def _evaluate_group(
 ) -> None:
     """Evaluate one call's worth of units and add each unit's sums in place.
 
-    The units' points are made in parallel threads (each block has its own
+    The units' samples are drawn in parallel threads (each block has its own
     generator, and numpy draws without holding the GIL): drawing Gaussian
-    noise for 64 × 64 × 3 images costs about a sixth of their gradients on
-    two CPU cores, and the cores are otherwise idle until the call starts.
+    noise for 64 × 64 × 3 images costs a sizeable fraction of their gradients
+    on two CPU cores, and the cores are otherwise idle until the call starts.
     """
 
     def make(unit: tuple[tuple[int, int, int, np.ndarray], int]) -> Any:
@@ -326,24 +358,30 @@ def _evaluate_group(
 
     made = list(_pool().map(make, group)) if len(group) > 1 else [make(group[0])]
     rows = np.concatenate([np.full(item[2] - item[1], index) for item, index in group])
-    batch = [m[0] for m in made]
     # f(x) rides along with the first call when it fits: one more gradient
     # row costs less than a call of its own
     n = len(request.inputs)
     along = "outputs" not in request.cache
     along = along and len(rows) + n <= request.adapter.batch_size
-    if along:
-        batch.append(request.inputs)
-        rows = np.concatenate([rows, np.arange(n)])
-    grads, scores = request.gradients(np.concatenate(batch), rows)
+    if all(isinstance(m, Shifted) for m in made):
+        grads, scores = _shifted_gradients(request, rows, made, along)
+    else:
+        batch = [m[0] for m in made]
+        if along:
+            batch.append(request.inputs)
+        grads, scores = request.gradients(
+            np.concatenate(batch),
+            np.concatenate([rows, np.arange(n)]) if along else rows,
+        )
     if along:
         request.cache["outputs"] = scores[-n:]
-        grads, rows = grads[:-n], rows[:-n]
+        grads = grads[:-n]
     grads = grads.reshape(len(rows), -1)
     start = 0
-    for (item, index), (_, scale) in zip(group, made, strict=True):
+    for (item, index), sample in zip(group, made, strict=True):
         stop = start + item[2] - item[1]
         part = grads[start:stop]
+        scale = None if isinstance(sample, Shifted) else sample[1]
         if scale is not None:
             part = part * scale
         sums = item[3]
@@ -354,6 +392,23 @@ def _evaluate_group(
             wide = part.astype(np.float64)
             sums[-1, index] += np.einsum("md,md->d", wide, wide)
         start = stop
+
+
+def _shifted_gradients(
+    request: Request, rows: np.ndarray, made: list[Shifted], along: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients and scalars of the `Shifted` samples of one call, rows in
+    the order of `made`, then ``f(x)``'s when `along`."""
+    offsets = np.cumsum([0] + [len(m.shifts) for m in made[:-1]])
+    picks = np.concatenate([m.picks + o for m, o in zip(made, offsets, strict=True)])
+    scales = np.concatenate([m.scales for m in made])
+    if along:  # the inputs themselves: a zero factor on any shift
+        n = len(request.inputs)
+        rows = np.concatenate([rows, np.arange(n)])
+        picks = np.concatenate([picks, np.zeros(n, picks.dtype)])
+        scales = np.concatenate([scales, np.zeros(n, np.float32)])
+    shifts = np.concatenate([m.shifts for m in made])
+    return request.gradients_shifted(shifts, rows, picks, scales)
 
 
 _threads: ThreadPoolExecutor | None = None
