@@ -16,11 +16,12 @@ Yardsticks, each measured in the same run, interleaved with what it judges
 - ``lime_image`` as users call it (``model.predict``, lime's default batch of
   10 and quickshift segmentation, 1,000 samples).
 
-Each speed row shows the method's best wall time, the wall ratio (the mean
-of the fastest third of method runs over the same for the floor, method and
-floor interleaved) and, in brackets, the CPU ratio (the median over pairs of
-a method run and a floor run made back to back of their process CPU times,
-which other processes disturb far less). Each run uses a new seed, so no run
+Each speed row shows the method's best wall time, the wall ratio judged
+against the target (the median over pairs of a method run and a floor run
+made back to back, which goes first alternating), the quartiles of those
+pair ratios in square brackets (how far the pairs scatter), and in round
+brackets the same median of their process CPU times, which other processes
+disturb less. Each run uses a new seed, so no run
 reuses the samples cached by the one before. Ratios are method / floor: 1.00
 means no overhead at all.
 
@@ -216,15 +217,20 @@ def attribute_timed(
 
 @dataclass
 class Ratio:
-    """A method against its floor, from interleaved runs."""
+    """A method against its floor, from interleaved pairs of runs."""
 
-    wall: float  # best method wall time over best floor wall time
+    wall: float  # median over pairs of method wall time over floor wall time
+    spread: tuple[float, float]  # the quartiles of those pair ratios
     cpu: float  # median over pairs of method CPU time over floor CPU time
     seconds: float  # the method's best wall time
     n: int  # its evaluations
 
     def text(self) -> str:
-        return f"{self.seconds:.3f} s, {self.wall:.2f}x ({self.cpu:.2f}x cpu)"
+        low, high = self.spread
+        return (
+            f"{self.seconds:.3f} s, {self.wall:.2f}x [{low:.2f}-{high:.2f}] "
+            f"({self.cpu:.2f}x cpu)"
+        )
 
 
 def against_floor(
@@ -233,19 +239,19 @@ def against_floor(
     seeds: Seeds,
     repeats: int,
 ) -> Ratio:
-    """Method runs and floor runs for its evaluations, interleaved (which goes
-    first alternates), after one warm-up run.
+    """Method runs and floor runs for its evaluations, in back-to-back pairs
+    (which goes first alternates), after one warm-up run.
 
-    Two figures: the best wall time of the method over the best of the floor
-    (`best`: the least disturbed of each), and the median over the pairs of
-    their
-    process CPU times, which other work on the machine disturbs far less
-    than wall time (CPU time counts single-threaded overhead once but
-    TensorFlow's parallel work on every core, so it understates overhead
-    when cores are idle).
+    The figure judged is the median over the pairs of method wall time over
+    floor wall time: pairing cancels the load that drifts on a shared machine
+    and the median drops the pairs a burst of other work hit; the quartiles
+    show how far the pairs scatter. In brackets, the same median of process
+    CPU times, which other work disturbs less (it counts single-threaded
+    overhead once but TensorFlow's parallel work on every core, so it
+    understates overhead when cores would otherwise idle).
     """
     _, n = run(seeds())
-    method_walls, floor_walls, cpu_ratios = [], [], []
+    method_walls, wall_ratios, cpu_ratios = [], [], []
     for index in range(repeats):
         if index % 2:
             (wall, cpu), n = run(seeds())
@@ -254,10 +260,12 @@ def against_floor(
             base_wall, base_cpu = floor(n)
             (wall, cpu), n = run(seeds())
         method_walls.append(wall)
-        floor_walls.append(base_wall)
+        wall_ratios.append(wall / base_wall)
         cpu_ratios.append(cpu / base_cpu)
+    low, high = np.percentile(wall_ratios, [25, 75])
     return Ratio(
-        best(method_walls) / best(floor_walls),
+        float(np.median(wall_ratios)),
+        (float(low), float(high)),
         float(np.median(cpu_ratios)),
         best(method_walls),
         n,
@@ -668,7 +676,7 @@ def main() -> None:
         "--quick", action="store_true", help="the small CNN only, no MobileNetV2"
     )
     parser.add_argument(
-        "--repeats", type=int, default=8, help="timed pairs (method, floor) per row"
+        "--repeats", type=int, default=12, help="timed pairs (method, floor) per row"
     )
     parser.add_argument(
         "--seeds", type=int, default=4, help="seeds per image for convergence"
@@ -711,7 +719,7 @@ def main() -> None:
             mobilenet,
             x224,
             EVALUATIONS_LARGE,
-            3,
+            5,
             seeds,
         )
     report.notes.append(f"finished in {time.perf_counter() - started:.0f} s")

@@ -177,7 +177,8 @@ def summarise(name: str, rows: list[dict[str, float]]) -> dict[str, Any]:
         "frames_median": statistics.median(r["frames"] for r in rows),
         "rows": rows,
     }
-    verdict = "meets" if summary["first_median_ms"] <= TARGET_FIRST_MS else "misses"
+    first_median = statistics.median(first)
+    verdict = "meets" if first_median <= TARGET_FIRST_MS else "misses"
     print(
         f"{name:<34} first: median {summary['first_median_ms']:7.0f} ms, "
         f"p95 {summary['first_p95_ms']:7.0f} ms | last: median "

@@ -263,6 +263,31 @@ def test_streams_progress_and_pending_inputs(cnn, x):
         assert p.base_values[1] == p.outputs[1]
 
 
+def test_partition_image_partials_add_up_and_settle(cnn, x):
+    """While an image is being explained its partial values are what the
+    recursion gives were the budget spent there: each adds up to the output
+    with the base value, they come with a convergence estimate, and they end
+    at the unstreamed result."""
+    adapter = ssx.adapt(cnn, batch_size=16)
+    partials = list(
+        ssx.stream(adapter, x[:1], "partition_shap", target=1, max_evals=600)
+    )
+    during = [p for p in partials if p.progress < 1.0]
+    assert len(during) >= 3
+    output = own_scores(cnn, x[:1])[0]
+    for p in during:
+        assert p.values[0].any()
+        assert_additive(p.values[0].sum() + p.base_values[0], np.array([output]))
+    assert all(p.convergence is not None for p in during[1:])
+    final = ssx.attribute(cnn, x[:1], "partition_shap", target=1, max_evals=600)
+    np.testing.assert_allclose(partials[-1].values, final.values, atol=1e-6)
+
+    def error(p):
+        return float(np.abs(p.values - final.values).sum())
+
+    assert error(during[-1]) < error(during[0])
+
+
 @pytest.mark.parametrize(
     ("method", "params"),
     [

@@ -210,17 +210,23 @@ class Request:
         segment_values: np.ndarray | None = None,
         extras: dict[str, Any] | None = None,
     ) -> Explanation:
-        """An `Explanation` from this request, with its provenance filled in."""
+        """An `Explanation` from this request, with its provenance filled in.
+
+        The arrays are copied: a method may keep refining its own while the
+        partials it yielded stay as they were.
+        """
         return Explanation(
-            values=np.asarray(values, np.float32),
+            values=np.array(values, np.float32),
             method=self.spec.name,
             target=self.target.description,
-            base_values=np.asarray(base_values, np.float32).reshape(-1),
-            outputs=np.asarray(outputs, np.float32).reshape(-1),
+            base_values=np.array(base_values, np.float32).reshape(-1),
+            outputs=np.array(outputs, np.float32).reshape(-1),
             params=dict(self.params),
             seed=self.seed,
             segments=segments,
-            segment_values=segment_values,
+            segment_values=(
+                None if segment_values is None else np.array(segment_values)
+            ),
             progress=float(progress),
             n_evaluations=self.n_evaluations,
             convergence=convergence,

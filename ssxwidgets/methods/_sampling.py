@@ -38,7 +38,9 @@ API (stable; other method modules import it):
   kept where z is 1; absent ones from ``fill`` `(N, F)`, or, with a
   background `(B, F)`, from one background row drawn per sample.
 - `cached_evaluate` ``(request, key, build) -> (N,)``: scores of
-  ``build()`` `(N, ...)`, evaluated once per problem.
+  ``build()`` `(N, ...)`, evaluated once per problem; `cached_evaluations`
+  ``(request, {key: build}) -> [(N,)]`` evaluates the missing ones in one
+  call.
 - `schedule` ``(n_samples, n_inputs, batch_size) -> list[int]``: the sample
   counts after which to yield a partial result (growing geometrically, the
   last is ``n_samples``).
@@ -75,6 +77,7 @@ __all__ = [
     "bernoulli",
     "block_rng",
     "cached_evaluate",
+    "cached_evaluations",
     "draws_for",
     "image_scorer",
     "orthogonal_rows",
@@ -412,11 +415,24 @@ def cached_evaluate(
 ) -> np.ndarray:
     """`(N,)` scores of ``build()`` `(N, ...)` (one row per input), evaluated
     once per problem and kept in ``request.cache``."""
-    scores = request.cache.get(key)
-    if scores is None:
-        scores = np.asarray(request.evaluate(build()), np.float64)
-        request.cache[key] = scores
-    return np.asarray(scores)
+    return cached_evaluations(request, {key: build})[0]
+
+
+def cached_evaluations(
+    request: Request, builds: dict[str, Callable[[], np.ndarray]]
+) -> list[np.ndarray]:
+    """`cached_evaluate` for several keys: those not cached are evaluated
+    together in one call (f(x) and f(baseline) cost one small call, not
+    two); their `(N,)` scores come back in the order of `builds`."""
+    missing = [(k, build()) for k, build in builds.items() if k not in request.cache]
+    if missing:
+        n = len(request.inputs)
+        batch = np.concatenate([np.asarray(built, np.float32) for _, built in missing])
+        rows = np.tile(np.arange(n), len(missing))
+        scores = np.asarray(request.evaluate(batch, rows), np.float64)
+        for j, (k, _) in enumerate(missing):
+            request.cache[k] = scores[j * n : (j + 1) * n]
+    return [np.asarray(request.cache[k]) for k in builds]
 
 
 def schedule(n_samples: int, n_inputs: int, batch_size: int) -> list[int]:

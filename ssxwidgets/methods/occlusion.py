@@ -22,7 +22,7 @@ import numpy as np
 from ..baselines import resolve_baseline
 from ..explanation import Explanation
 from ._base import MethodSpec, Request, check_count
-from ._sampling import cached_evaluate
+from ._sampling import cached_evaluations
 
 SPEC = MethodSpec(
     name="occlusion",
@@ -60,8 +60,9 @@ def run(request: Request) -> Iterator[Explanation]:
     """
     inputs = request.inputs
     window, stride, baseline = _checked(request)
-    outputs = cached_evaluate(request, "outputs", lambda: inputs)
-    base_values = cached_evaluate(request, "base_values", lambda: baseline)
+    outputs, base_values = cached_evaluations(
+        request, {"outputs": lambda: inputs, "base_values": lambda: baseline}
+    )
     if request.is_image:
         yield from _images(request, baseline, outputs, base_values, window, stride)
     else:

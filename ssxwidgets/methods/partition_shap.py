@@ -7,10 +7,13 @@ pixels and channels, hidden parts replaced by a blurred copy of the image (or
 a constant, or inpainting); tables by a correlation clustering of the
 features, hidden features integrated over a background set.
 
-Every evaluation shap asks for goes through the request (the adapter's
-compiled batched path). shap runs in a worker thread so that partial results
-stream while an input is being explained: progress rises with the
-evaluations spent, and an input's values appear once shap has finished it.
+Every evaluation goes through the request (the adapter's compiled batched
+path). On images (blur and constant maskers) the recursion runs here
+(`owen_image`) and partial values stream while an input is being explained:
+each is what the recursion gives if the budget ended there, so each already
+adds up to the output. Elsewhere shap runs in a worker thread: progress
+rises with the evaluations spent, and an input's values appear once shap
+has finished it.
 
 Usage::
 
@@ -35,7 +38,7 @@ from .._errors import Cancelled
 from .._log import logger
 from ..baselines import resolve_baseline
 from ..explanation import Explanation
-from ._base import MethodSpec, Request, check_count
+from ._base import MethodSpec, Request, check_count, relative_change
 from ._sampling import cached_evaluate
 
 __all__ = ["SPEC", "owen_image", "run", "validate"]
@@ -87,10 +90,11 @@ def run(request: Request) -> Iterator[Explanation]:
     finished: dict[tuple[int, int], tuple[np.ndarray, float]] = (
         request.cache.setdefault("finished", {})
     )
+    previous: np.ndarray | None = None
     for row in range(n):
         key = (row, max_evals)
         if key not in finished:
-            events: Iterator[int | Finished[Any]]
+            events: Iterator[int | Step | Finished[Any]]
             if fills is not None:
                 events = owen_image(request, row, fills(row), max_evals, masks_per_call)
             else:
@@ -106,21 +110,35 @@ def run(request: Request) -> Iterator[Explanation]:
                     else:
                         finished[key] = event.value
                     continue
-                done += event
-                since += event
+                count = event.rows if isinstance(event, Step) else event
+                done += count
+                since += count
                 if since >= _BATCHES_PER_PARTIAL * batch:
                     since = 0
+                    convergence = None
+                    if isinstance(event, Step):
+                        values[row], base_values[row] = event.estimate()
+                        totals[row] = values[row].sum() + base_values[row]
+                        convergence = relative_change(previous, values[row])
+                        previous = values[row].copy()
                     yield request.result(
                         values,
                         base_values=base_values,
                         outputs=totals,
                         progress=(row + min(done / budget, 0.99)) / n,
+                        convergence=convergence,
                     )
         values[row], base_values[row] = finished[key]
         totals[row] = finished[key][0].sum() + base_values[row]
         check_additivity(totals[row], float(outputs[row]), row, "partition_shap")
+        convergence = relative_change(previous, values[row])
+        previous = None
         yield request.result(
-            values, base_values=base_values, outputs=totals, progress=(row + 1) / n
+            values,
+            base_values=base_values,
+            outputs=totals,
+            progress=(row + 1) / n,
+            convergence=convergence,
         )
 
 
@@ -271,20 +289,39 @@ def _image_tree(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return clustering, np.asarray(leaves.indptr), np.asarray(leaves.indices)
 
 
+@dataclass
+class Step:
+    """One batch of the Owen recursion evaluated.
+
+    Attributes
+    ----------
+    rows
+        Model rows the batch evaluated.
+    estimate
+        Gives the values `(H, W, C)` float64 and the base value as the
+        recursion stands: what it would return were the budget spent now
+        (so they add up to the output). Valid until the next step.
+    """
+
+    rows: int
+    estimate: Callable[[], tuple[np.ndarray, float]]
+
+
 def owen_image(
     request: Request,
     row: int,
     fill: np.ndarray,
     max_evals: int,
     masks_per_call: int,
-) -> Iterator[int | Finished[tuple[np.ndarray, float]]]:
+) -> Iterator[int | Step | Finished[tuple[np.ndarray, float]]]:
     """shap's ``PartitionExplainer`` on image `row`, with hidden pixels taken
     from `fill` `(H, W, C)`: the same recursion, masks, evaluations and
     tie-breaking draws, so the same values, but the masked images are built
     inside the adapter's compiled call and no per-mask Python runs.
 
-    Yields the number of rows each batch evaluated, then `Finished` with the
-    values `(H, W, C)` float64 and the base value.
+    Yields the rows of the first evaluation (the empty and full coalitions),
+    a `Step` for each batch after it, then `Finished` with the values
+    `(H, W, C)` float64 and the base value.
 
     The recursion (shap's ``owen``, ``fixed_context=None``): a priority queue
     of (coalition, node) pairs, most changed output first; popping a node
@@ -323,8 +360,18 @@ def owen_image(
     # seeded alike draws the same tie-breaks without touching the global one
     random = np.random.RandomState(_row_seed(request.seed, row))
     dvalues = np.zeros(2 * n_leaves - 1)
+    spread = _leaf_spreader(tuple(shape))
     nothing = np.zeros(n_leaves, bool)
     f00, f11 = evaluate([nothing, ~nothing], [0, 1])
+
+    def estimate(pending: list[Any]) -> tuple[np.ndarray, float]:
+        # what the budget's end does: queued pairs leave their credit on
+        # their nodes
+        credit = dvalues.copy()
+        for _, _, (_, _, low, high, node, weight) in pending:
+            credit[node] += (high - low) * weight
+        return spread(credit), float(f00)
+
     yield 2
     budget = max_evals - 2
     Item = tuple[np.ndarray, int, float, float, int, float]
@@ -355,7 +402,6 @@ def owen_image(
             continue
         out = evaluate(masks, keys)
         spent += len(masks)
-        yield len(masks)
         for i, ((m00, k00, low, high, node, weight), m10, k10, m01, k01) in enumerate(
             work
         ):
@@ -371,15 +417,29 @@ def owen_image(
             )
             for priority, pushed in pushes:
                 heapq.heappush(queue, (-priority * half, random.randn(), pushed))
+        yield Step(len(masks), functools.partial(estimate, queue))
 
-    # a node's credit spread evenly over its leaves, added to theirs
+    yield Finished((spread(dvalues), float(f00)))
+
+
+def _leaf_spreader(
+    shape: tuple[int, ...],
+) -> Callable[[np.ndarray], np.ndarray]:
+    """For an image of `shape`, a function from node credits `(2L − 1,)` to
+    leaf values `shape`: each node's credit spread evenly over its leaves,
+    added to theirs."""
+    clustering, indptr, indices = _image_tree(shape)
+    n_leaves = len(clustering) + 1
     sizes = clustering[:, 3]
-    per_leaf = np.repeat(dvalues[n_leaves:] / sizes, np.diff(indptr[n_leaves:]))
-    spread = np.bincount(
-        indices[indptr[n_leaves] :], weights=per_leaf, minlength=n_leaves
-    )
-    values = (dvalues[:n_leaves] + spread).reshape(shape)
-    yield Finished((values, float(f00)))
+    counts = np.diff(indptr[n_leaves:])
+    under = indices[indptr[n_leaves] :]
+
+    def spread(credit: np.ndarray) -> np.ndarray:
+        per_leaf = np.repeat(credit[n_leaves:] / sizes, counts)
+        shared = np.bincount(under, weights=per_leaf, minlength=n_leaves)
+        return (credit[:n_leaves] + shared).reshape(shape)
+
+    return spread
 
 
 def _blur_kernel(masker: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:

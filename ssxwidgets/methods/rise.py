@@ -35,7 +35,7 @@ from ._base import (
     relative_change,
     single_threaded_blas,
 )
-from ._sampling import BLOCK, CoalitionSampler, cached_evaluate, draws_for, schedule
+from ._sampling import BLOCK, CoalitionSampler, cached_evaluations, draws_for, schedule
 
 SPEC = MethodSpec(
     name="rise",
@@ -78,8 +78,9 @@ def run(request: Request) -> Iterator[Explanation]:
         # x · M + b · (1 − M), blended inside the compiled call
         return request.evaluate_blend(baseline, masks.make(z, index), rows)
 
-    outputs = cached_evaluate(request, "outputs", lambda: inputs)
-    base_values = cached_evaluate(request, "base_values", lambda: baseline)
+    outputs, base_values = cached_evaluations(
+        request, {"outputs": lambda: inputs, "base_values": lambda: baseline}
+    )
     sampler = CoalitionSampler(
         request, cell * cell, score, p=p, antithetic=p == 0.5, key="rise"
     )
