@@ -11,8 +11,8 @@ Yardsticks, each measured in the same run, interleaved with what it judges
 - the forward floor: the same number of evaluations done as well-batched
   calls of one compiled forward function (full batches of the adapter's
   batch size, the remainder as one exact-size batch), fed numpy batches;
-- the gradient floor: one compiled forward + backward pass over the same
-  number of points, in batches of the adapter's batch size;
+- the gradient floor: one compiled forward + backward pass over as many
+  points as the method evaluated, in batches of the adapter's batch size;
 - ``lime_image`` as users call it (``model.predict``, lime's default batch of
   10 and quickshift segmentation, 1,000 samples).
 
@@ -347,11 +347,12 @@ def bench_model(
                 ratio.wall <= 1.10,
             )
 
-    # the floor covers the gradient points only: the forward passes a method
-    # adds (f(x), f(baseline)) count as its overhead
-    for method, settings, points in (
-        ("integrated_gradients", {"n_steps": 64}, 65),
-        ("smoothgrad", {"n_samples": 50}, 50),
+    # as for the rows above, the floor makes as many evaluations as the
+    # method did: integrated gradients' 65 points include x and the
+    # baseline; SmoothGrad's f(x) rides as a 51st gradient row
+    for method, settings in (
+        ("integrated_gradients", {"n_steps": 64}),
+        ("smoothgrad", {"n_samples": 50}),
     ):
 
         def run_gradients(
@@ -359,11 +360,8 @@ def bench_model(
         ) -> Any:
             return attribute_timed(model, x, method, seed, **settings)
 
-        def gradient_points(n: int, points: int = points) -> Timing:
-            return floors.gradient(points)
-
         # a tenth of a second a run: three times the repeats cost little
-        ratio = against_floor(gradient_points, run_gradients, seeds, 3 * repeats)
+        ratio = against_floor(floors.gradient, run_gradients, seeds, 3 * repeats)
         report.add(
             section,
             f"{method} ({ratio.n} evals)",
@@ -676,7 +674,7 @@ def main() -> None:
         "--quick", action="store_true", help="the small CNN only, no MobileNetV2"
     )
     parser.add_argument(
-        "--repeats", type=int, default=12, help="timed pairs (method, floor) per row"
+        "--repeats", type=int, default=30, help="timed pairs (method, floor) per row"
     )
     parser.add_argument(
         "--seeds", type=int, default=4, help="seeds per image for convergence"
@@ -719,7 +717,7 @@ def main() -> None:
             mobilenet,
             x224,
             EVALUATIONS_LARGE,
-            5,
+            max(3, args.repeats // 4),
             seeds,
         )
     report.notes.append(f"finished in {time.perf_counter() - started:.0f} s")

@@ -10,6 +10,7 @@ from factories import images, small_cnn
 import ssxwidgets as ssx
 from ssxwidgets.api import prepare
 from ssxwidgets.methods import get_method
+from ssxwidgets.methods.rise import MaskMaker
 
 SIZE = 32
 PATCH = (slice(8, 16), slice(20, 28))
@@ -232,6 +233,23 @@ def test_rise_keeps_no_masks(cnn) -> None:
     kept = sum(_nbytes(value) for value in request.cache.values())
     one_mask = SIZE * SIZE * 4
     assert kept < 3000 * one_mask / 10
+
+
+@pytest.mark.parametrize(("height", "width", "cell"), [(32, 32, 8), (50, 37, 5)])
+def test_rise_sums_in_grid_space_equal_the_masks_sums(height, width, cell) -> None:
+    """Weighted sums kept by shift in grid space and rendered once equal
+    ``Σ_m w_m M_m`` over the masks themselves (a mask is linear in its grid
+    for a fixed shift), antithetic pairs and odd sizes included."""
+    masks = MaskMaker(height, width, cell, seed=3, antithetic=True)
+    rng = np.random.default_rng(0)
+    z = rng.random((40, cell * cell)) < 0.5
+    index = np.arange(40)
+    weights = rng.normal(size=(3, 40))
+
+    want = np.einsum("qm,mhw->qhw", weights, masks.make(z, index).astype(np.float64))
+    got = masks.render(masks.grid_sums(z, index, weights))
+
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def _nbytes(value: object) -> int:

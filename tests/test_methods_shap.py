@@ -454,3 +454,44 @@ def test_kernel_feature_selection_keeps_values_additive(cnn, x, l1_reg):
         assert nonzero == 25
     total = exp.segment_values.astype(np.float64).sum(1) + exp.base_values
     assert_additive(total, exp.outputs)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kernel_regression_from_sums_is_the_constrained_least_squares(weighted):
+    """The regression solved from running sums ``Σ w z zᵀ`` and ``Σ w z y``
+    is the least-squares fit held to ``Σ φ = delta``, as the KKT system of
+    that problem gives it, with and without kernel weights."""
+    from ssxwidgets.methods.kernel_shap import normal_sums, solve_sums
+
+    rng = np.random.default_rng(6)
+    z = rng.random((300, 8)) < 0.5
+    y = z @ rng.normal(size=8) + rng.normal(0, 0.1, 300)
+    w = rng.uniform(0.5, 2.0, 300) if weighted else np.ones(300)
+    delta = 1.7
+
+    gram, moment = normal_sums(z, y, w if weighted else None)
+    phi = solve_sums(gram, moment, len(z), delta)
+
+    zw = z * w[:, None]
+    kkt = np.block(
+        [[2 * zw.T @ z, np.ones((8, 1))], [np.ones((1, 8)), np.zeros((1, 1))]]
+    )
+    rhs = np.append(2 * zw.T @ y, delta)
+    want = np.linalg.solve(kkt, rhs)[:8]
+    np.testing.assert_allclose(phi, want, rtol=1e-8, atol=1e-10)
+    assert phi.sum() == pytest.approx(delta)
+
+
+def test_kernel_partials_from_kept_sums_match_a_fresh_run(cnn, x):
+    """Kernel SHAP's estimates come from sums kept block by block as samples
+    arrive: raising n_samples 500 → 1,000 gives what one fresh run at 1,000
+    gives, with only the new samples evaluated."""
+    params = {"target": 1, "segmentation": "grid", "n_segments": 36}
+    adapter = ssx.adapt(cnn, batch_size=64)
+    ssx.attribute(adapter, x[:1], "kernel_shap", n_samples=500, **params)
+    raised = ssx.attribute(adapter, x[:1], "kernel_shap", n_samples=1000, **params)
+    fresh = ssx.attribute(
+        ssx.ModelAdapter(cnn), x[:1], "kernel_shap", n_samples=1000, **params
+    )
+    assert raised.n_evaluations == 500
+    np.testing.assert_allclose(raised.values, fresh.values, rtol=1e-5, atol=1e-7)

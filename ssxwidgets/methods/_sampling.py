@@ -41,6 +41,8 @@ API (stable; other method modules import it):
   ``build()`` `(N, ...)`, evaluated once per problem; `cached_evaluations`
   ``(request, {key: build}) -> [(N,)]`` evaluates the missing ones in one
   call.
+- `BlockSums` ``(cache, key).upto(stop, term) -> array``: sums of
+  per-sample terms over a prefix, kept by whole blocks in block order.
 - `schedule` ``(n_samples, n_inputs, batch_size) -> list[int]``: the sample
   counts after which to yield a partial result (growing geometrically, the
   last is ``n_samples``).
@@ -71,6 +73,7 @@ from ._base import Request
 
 __all__ = [
     "BLOCK",
+    "BlockSums",
     "CoalitionSampler",
     "DrawBlock",
     "ScoreFn",
@@ -370,6 +373,42 @@ def orthogonal_rows(seed: int, key: str, block: int, n_features: int) -> np.ndar
         designs.append(hadamard[np.ix_(rows, columns)] ^ flips)
     design = np.concatenate(designs)
     return design[part * half : (part + 1) * half]
+
+
+class BlockSums:
+    """Sums of per-sample terms over a prefix of the samples, kept by block.
+
+    ``term(start, stop)`` sums the terms of samples ``start..stop-1`` (any
+    shape, float64). Sums of whole blocks of `BLOCK` are kept in
+    ``cache[key]`` and added in block order, so the sum over the first ``n``
+    samples is the same however it was reached (raising or lowering ``n``)
+    and costs only the blocks not summed before. Jobs sharing a problem
+    take turns through a lock kept with the sums.
+    """
+
+    def __init__(self, cache: dict[str, Any], key: str) -> None:
+        self._state: dict[str, Any] = cache.setdefault(
+            key, {"n": 0, "sum": None, "lock": threading.Lock()}
+        )
+
+    def upto(self, stop: int, term: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """The sum of the terms of samples ``0..stop-1``."""
+        state = self._state
+        full = stop // BLOCK * BLOCK
+        with state["lock"]:
+            if state["n"] > full:
+                state["n"], state["sum"] = 0, None
+            for start in range(state["n"], full, BLOCK):
+                block = term(start, start + BLOCK)
+                state["sum"] = block if state["sum"] is None else state["sum"] + block
+                state["n"] = start + BLOCK
+            total = state["sum"]
+        if full < stop:
+            tail = term(full, stop)
+            total = tail if total is None else total + tail
+        if total is None:
+            total = term(0, 0)
+        return np.asarray(total)
 
 
 def image_scorer(request: Request, segments: np.ndarray, fill: np.ndarray) -> ScoreFn:

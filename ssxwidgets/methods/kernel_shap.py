@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -62,16 +62,25 @@ from ._base import (
     relative_change,
     single_threaded_blas,
 )
-from ._sampling import CoalitionSampler, cached_evaluate, schedule
+from ._sampling import (
+    BlockSums,
+    CoalitionSampler,
+    cached_evaluate,
+    cached_evaluations,
+    schedule,
+)
 from .partition_shap import check_additivity, check_background
 
 __all__ = [
     "SPEC",
+    "normal_sums",
     "run",
     "select_features",
+    "select_from_sums",
     "shapley_kernel",
     "shapley_kernel_draw",
     "solve",
+    "solve_sums",
     "validate",
 ]
 
@@ -122,7 +131,9 @@ def run(request: Request) -> Iterator[Explanation]:
         problem = _TableProblem(request)
 
     n = len(request.inputs)
-    outputs = cached_evaluate(request, "outputs", lambda: request.inputs)
+    # f(x) and, where it is one row per input, f(absent) in one call
+    builds = {"outputs": lambda: request.inputs, **problem.base_builds()}
+    outputs = cached_evaluations(request, builds)[0]
     shapley = np.zeros((n, problem.width), np.float64)
     base_values = outputs.astype(np.float64).copy()
     totals = outputs.astype(np.float64).copy()
@@ -184,11 +195,32 @@ def _estimates(
         inputs=np.array([row]),
         rows_per_sample=problem.rows_per_sample,
     )
+    match = _NUM_FEATURES.fullmatch(select) if isinstance(select, str) else None
+    running = select is False or match is not None
+    sums = BlockSums(request.cache, f"kernel_shap/{row}/sums")
     previous: np.ndarray | None = None
     for stop in schedule(budget, 1, request.adapter.batch_size):
         z, scores = sampler.draw(stop)
+        coalitions, y = z[0, :, :size], scores[0] - base
+
+        def term(
+            start: int, end: int, coalitions: np.ndarray = coalitions, y: np.ndarray = y
+        ) -> np.ndarray:
+            # [Σ z zᵀ | Σ z y] over samples start..end-1
+            gram, moment = normal_sums(coalitions[start:end], y[start:end])
+            return np.column_stack([gram, moment])
+
         with single_threaded_blas():
-            phi = solve(z[0, :, :size], scores[0] - base, None, delta, select)
+            if running:  # from sums kept as the samples came: O(M³) a partial
+                packed = sums.upto(stop, term)
+                gram, moment = packed[:, :-1], packed[:, -1]
+                chosen = None
+                if match is not None:
+                    wanted = int(match.group(1))
+                    chosen = select_from_sums(gram, moment, stop, delta, wanted)
+                phi = solve_sums(gram, moment, stop, delta, chosen)
+            else:  # a Lasso criterion fits the samples themselves
+                phi = solve(coalitions, y, None, delta, select)
         yield phi, stop / budget, relative_change(previous, phi)
         previous = phi
 
@@ -297,34 +329,90 @@ def solve(
     """
     z = np.asarray(z)
     n, size = z.shape
-    y = np.asarray(y, np.float64)
-    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
     chosen = np.arange(size)
     if l1_reg is not False:
         chosen = select_features(z, y, delta, l1_reg)
+    gram, moment = normal_sums(z, y, weights)
+    return solve_sums(gram, moment, n, delta, chosen)
+
+
+def normal_sums(
+    z: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ w z zᵀ`` `(M, M)` and ``Σ w z y`` `(M,)` over coalitions `z`
+    `(n, M)`, a chunk of samples at a time (memory flat in n)."""
+    z = np.asarray(z)
+    size = z.shape[1]
+    y = np.asarray(y, np.float64)
+    gram = np.zeros((size, size))
+    moment = np.zeros(size)
+    for start in range(0, len(z), _FIT_CHUNK):
+        x = z[start : start + _FIT_CHUNK].astype(np.float64)
+        part = y[start : start + _FIT_CHUNK]
+        if weights is None:
+            gram += x.T @ x
+            moment += x.T @ part
+        else:
+            w = np.asarray(weights[start : start + _FIT_CHUNK], np.float64)
+            gram += (x * w[:, None]).T @ x
+            moment += x.T @ (w * part)
+    return gram, moment
+
+
+def solve_sums(
+    gram: np.ndarray,
+    moment: np.ndarray,
+    n: int,
+    delta: float,
+    chosen: np.ndarray | None = None,
+) -> np.ndarray:
+    """`solve` from the normal sums of `normal_sums` over `n` samples, for
+    the `chosen` features (default all; the others get 0).
+
+    The constraint eliminates the last chosen feature ``l``: with ``a_j =
+    z_j − z_l`` and ``b = y − z_l · delta``, the sums ``Σ a aᵀ`` and ``Σ a b``
+    follow from ``gram`` and ``moment`` alone, so a running estimate costs
+    ``O(M³)`` however many samples it rests on.
+    """
+    size = len(moment)
+    chosen = np.arange(size) if chosen is None else np.asarray(chosen, int)
     phi = np.zeros(size)
     if len(chosen) == 1 or n == 0:
         phi[chosen] = delta / len(chosen)
         return phi
-    # the constraint eliminates the last chosen feature; the normal
-    # equations are summed a chunk of samples at a time (memory flat in n)
-    k = len(chosen) - 1
-    gram = np.zeros((k, k))
-    moment = np.zeros(k)
-    for start in range(0, n, _FIT_CHUNK):
-        x = z[start : start + _FIT_CHUNK][:, chosen].astype(np.float64)
-        last = x[:, -1]
-        root = np.sqrt(w[start : start + _FIT_CHUNK])
-        a = (x[:, :-1] - last[:, None]) * root[:, None]
-        b = (y[start : start + _FIT_CHUNK] - last * delta) * root
-        gram += a.T @ a
-        moment += a.T @ b
-    # least squares on the normal equations: the minimum-norm solution when
-    # there are fewer samples than features
-    coef = np.linalg.lstsq(gram, moment, rcond=None)[0]
-    phi[chosen[:-1]] = coef
-    phi[chosen[-1]] = delta - coef.sum()
+    rest, last = chosen[:-1], chosen[-1]
+    cross = gram[rest, last]
+    a = gram[np.ix_(rest, rest)] - cross[:, None] - cross[None, :] + gram[last, last]
+    b = moment[rest] - moment[last] - delta * (cross - gram[last, last])
+    # least squares: the minimum-norm solution when there are fewer samples
+    # than features
+    coef = np.linalg.lstsq(a, b, rcond=None)[0]
+    phi[rest] = coef
+    phi[last] = delta - coef.sum()
     return phi
+
+
+def select_from_sums(
+    gram: np.ndarray, moment: np.ndarray, n: int, delta: float, wanted: int
+) -> np.ndarray:
+    """``"num_features(k)"`` selection from the normal sums of `n` unweighted
+    samples: the first `wanted` features to enter the LARS path, with the
+    sum constraint as one more row weighing as much as the samples."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import lars_path_gram
+
+    size = len(moment)
+    everything = np.arange(size)
+    if wanted >= size:
+        return everything
+    heavy = float(max(n, 1))  # the constraint row's weight, squared
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, active, _ = lars_path_gram(
+            moment + heavy * delta, gram + heavy, n_samples=n + 1, max_iter=wanted
+        )
+    chosen = np.sort(np.asarray(active[:wanted], int))
+    return chosen if len(chosen) else everything
 
 
 def select_features(z: np.ndarray, y: np.ndarray, delta: float, l1_reg: Any) -> Any:
@@ -338,7 +426,7 @@ def select_features(z: np.ndarray, y: np.ndarray, delta: float, l1_reg: Any) -> 
     ``n_samples``; the default does not.)
     """
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import Lasso, LassoLarsIC, lars_path_gram
+    from sklearn.linear_model import Lasso, LassoLarsIC
 
     n, size = z.shape
     heavy = math.sqrt(max(n, 1))
@@ -348,21 +436,8 @@ def select_features(z: np.ndarray, y: np.ndarray, delta: float, l1_reg: Any) -> 
         warnings.simplefilter("ignore", ConvergenceWarning)
         match = _NUM_FEATURES.fullmatch(l1_reg) if isinstance(l1_reg, str) else None
         if match is not None:
-            wanted = int(match.group(1))
-            if wanted >= size:
-                return everything
-            # LARS from the Gram matrix, summed a chunk at a time
-            gram = np.full((size, size), heavy * heavy)
-            moment = np.full(size, heavy * heavy * delta)
-            for start in range(0, n, _FIT_CHUNK):
-                x = z[start : start + _FIT_CHUNK].astype(np.float64)
-                gram += x.T @ x
-                moment += x.T @ y[start : start + _FIT_CHUNK]
-            _, active, _ = lars_path_gram(
-                moment, gram, n_samples=n + 1, max_iter=wanted
-            )
-            chosen = np.sort(np.asarray(active[:wanted], int))
-            return chosen if len(chosen) else everything
+            gram, moment = normal_sums(z, y)
+            return select_from_sums(gram, moment, n, delta, int(match.group(1)))
         x = np.vstack([z, np.full((1, size), heavy)])
         t = np.append(y, heavy * delta)
         if l1_reg in ("aic", "bic"):
@@ -402,6 +477,11 @@ class _Problem:
 
     def base_value(self, row: int) -> float:
         raise NotImplementedError
+
+    def base_builds(self) -> dict[str, Callable[[], np.ndarray]]:
+        """What `cached_evaluations` needs to score every input with no
+        feature present, when that is one row per input."""
+        return {}
 
     def cached_scores(self, row: int, z: np.ndarray) -> np.ndarray:
         """Scores `(n,)` of the coalitions `z` of input `row`, evaluated once
@@ -448,6 +528,9 @@ class _ImageProblem(_Problem):
     def base_value(self, row: int) -> float:
         values = cached_evaluate(self.request, "base_values", lambda: self.fill)
         return float(values[row])
+
+    def base_builds(self) -> dict[str, Callable[[], np.ndarray]]:
+        return {"base_values": lambda: self.fill}
 
     def result(
         self,
@@ -504,6 +587,12 @@ class _TableProblem(_Problem):
             self.data, masks, np.repeat(rows, size), fill_rows
         )
         return scores.reshape(count, size).mean(axis=1, dtype=np.float64)
+
+    def base_builds(self) -> dict[str, Callable[[], np.ndarray]]:
+        baseline = self.rows
+        if baseline is None:
+            return {}
+        return {"base_values": lambda: baseline}
 
     def base_value(self, row: int) -> float:
         request = self.request

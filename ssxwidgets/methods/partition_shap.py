@@ -39,7 +39,7 @@ from .._log import logger
 from ..baselines import resolve_baseline
 from ..explanation import Explanation
 from ._base import MethodSpec, Request, check_count, relative_change
-from ._sampling import cached_evaluate
+from ._sampling import cached_evaluate, cached_evaluations
 
 __all__ = ["SPEC", "owen_image", "run", "validate"]
 
@@ -80,7 +80,20 @@ def run(request: Request) -> Iterator[Explanation]:
         rows_per_mask = 1
 
     n = len(request.inputs)
-    outputs = cached_evaluate(request, "outputs", lambda: request.inputs)
+    empty: np.ndarray | None = None
+    if fills is None:
+        outputs = cached_evaluate(request, "outputs", lambda: request.inputs)
+    else:
+        # f(x) and f(fill) are the recursion's first two evaluations (every
+        # leaf present, none): one call for every input
+        image_fills = fills
+
+        def filled() -> np.ndarray:
+            return np.stack([image_fills(row) for row in range(n)])
+
+        outputs, empty = cached_evaluations(
+            request, {"outputs": lambda: request.inputs, "owen_empty": filled}
+        )
     values = np.zeros_like(request.inputs, np.float32)
     base_values = outputs.astype(np.float64).copy()
     totals = outputs.astype(np.float64).copy()
@@ -96,7 +109,11 @@ def run(request: Request) -> Iterator[Explanation]:
         if key not in finished:
             events: Iterator[int | Step | Finished[Any]]
             if fills is not None:
-                events = owen_image(request, row, fills(row), max_evals, masks_per_call)
+                assert empty is not None
+                ends = (float(empty[row]), float(outputs[row]))
+                events = owen_image(
+                    request, row, fills(row), max_evals, masks_per_call, ends
+                )
             else:
                 task = _partition_task(
                     request, row, make_masker(row), max_evals, masks_per_call
@@ -313,15 +330,17 @@ def owen_image(
     fill: np.ndarray,
     max_evals: int,
     masks_per_call: int,
+    ends: tuple[float, float] | None = None,
 ) -> Iterator[int | Step | Finished[tuple[np.ndarray, float]]]:
     """shap's ``PartitionExplainer`` on image `row`, with hidden pixels taken
     from `fill` `(H, W, C)`: the same recursion, masks, evaluations and
     tie-breaking draws, so the same values, but the masked images are built
     inside the adapter's compiled call and no per-mask Python runs.
 
-    Yields the rows of the first evaluation (the empty and full coalitions),
-    a `Step` for each batch after it, then `Finished` with the values
-    `(H, W, C)` float64 and the base value.
+    Yields the rows of the first evaluation (the empty and full coalitions,
+    none when `ends` gives their scores already), a `Step` for each batch
+    after it, then `Finished` with the values `(H, W, C)` float64 and the
+    base value.
 
     The recursion (shap's ``owen``, ``fixed_context=None``): a priority queue
     of (coalition, node) pairs, most changed output first; popping a node
@@ -362,6 +381,10 @@ def owen_image(
     dvalues = np.zeros(2 * n_leaves - 1)
     spread = _leaf_spreader(tuple(shape))
     nothing = np.zeros(n_leaves, bool)
+    if ends is not None:
+        known.setdefault(0, ends[0])
+        known.setdefault(1, ends[1])
+    unknown = sum(key not in known for key in (0, 1))
     f00, f11 = evaluate([nothing, ~nothing], [0, 1])
 
     def estimate(pending: list[Any]) -> tuple[np.ndarray, float]:
@@ -372,7 +395,7 @@ def owen_image(
             credit[node] += (high - low) * weight
         return spread(credit), float(f00)
 
-    yield 2
+    yield unknown
     budget = max_evals - 2
     Item = tuple[np.ndarray, int, float, float, int, float]
     queue: list[tuple[float, float, Item]]

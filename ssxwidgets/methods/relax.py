@@ -39,14 +39,13 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
 from ..explanation import Explanation
 from ..targets import BoundTarget, EmbeddingSimilarity
 from ._base import MethodSpec, Request, relative_change, single_threaded_blas
-from ._sampling import BLOCK, CoalitionSampler, schedule
+from ._sampling import BlockSums, CoalitionSampler, schedule
 from .rise import MaskMaker, check_masks
 
 __all__ = ["SPEC", "run", "validate"]
@@ -179,19 +178,11 @@ def _statistics(
     Sums of whole blocks are kept in the cache and added in block order, so
     the result for `stop` masks is the same however it was reached.
     """
-    state: dict[str, Any] = request.cache.setdefault("relax_sums", {"n": 0})
-    full = stop // BLOCK * BLOCK
-    if state["n"] > full or "sums" not in state:
-        shape = (1 + 2 * len(scores), masks.n_shifts, masks.cell**2)
-        state["n"], state["sums"] = 0, np.zeros(shape)
-    for start in range(state["n"], full, BLOCK):
-        state["sums"] = state["sums"] + _block_sums(
-            masks, z, scores, start, start + BLOCK
-        )
-        state["n"] = start + BLOCK
-    sums = state["sums"]
-    if full < stop:
-        sums = sums + _block_sums(masks, z, scores, full, stop)
+
+    def term(start: int, stop: int) -> np.ndarray:
+        return _block_sums(masks, z, scores, start, stop)
+
+    sums = BlockSums(request.cache, "relax_sums").upto(stop, term)
     images = masks.render(sums)
     n_inputs = len(scores)
     mass, first, second = images[:1], images[1 : 1 + n_inputs], images[1 + n_inputs :]

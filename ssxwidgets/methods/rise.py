@@ -19,9 +19,7 @@ flat in ``n_samples``. With ``p = 0.5`` masks come in antithetic pairs
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
@@ -35,7 +33,13 @@ from ._base import (
     relative_change,
     single_threaded_blas,
 )
-from ._sampling import BLOCK, CoalitionSampler, cached_evaluations, draws_for, schedule
+from ._sampling import (
+    BlockSums,
+    CoalitionSampler,
+    cached_evaluations,
+    draws_for,
+    schedule,
+)
 
 SPEC = MethodSpec(
     name="rise",
@@ -245,26 +249,15 @@ def _weighted_sum(
     """`(N, H, W)`: ``Σ_j scores_j · M_j`` over the first `stop` samples, with
     grids `z` `(n, cell²)` (every input's) and `scores` `(N, n)`.
 
-    The sums are kept by shift in grid space (`MaskMaker.grid_sums`), whole
-    blocks in the cache, added in block order, so the result for `stop`
-    samples is the same however it was reached.
+    The sums are kept by shift in grid space (`MaskMaker.grid_sums`) and by
+    block (`BlockSums`), so the result for `stop` samples is the same
+    however it was reached.
     """
-    state: dict[str, Any] = request.cache.setdefault(
-        "rise_sum", {"n": 0, "lock": threading.Lock()}
-    )
-    full = stop // BLOCK * BLOCK
-    with state["lock"]:
-        if state["n"] > full or "sum" not in state:
-            shape = (len(scores), masks.n_shifts, masks.cell**2)
-            state["n"], state["sum"] = 0, np.zeros(shape)
-        for start in range(state["n"], full, BLOCK):
-            block = _block_sum(masks, z, scores, start, start + BLOCK)
-            state["sum"] = state["sum"] + block
-            state["n"] = start + BLOCK
-        total = state["sum"]
-    if full < stop:
-        total = total + _block_sum(masks, z, scores, full, stop)
-    return masks.render(total)
+
+    def term(start: int, stop: int) -> np.ndarray:
+        return _block_sum(masks, z, scores, start, stop)
+
+    return masks.render(BlockSums(request.cache, "rise_sum").upto(stop, term))
 
 
 def _block_sum(
