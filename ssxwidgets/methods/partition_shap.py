@@ -360,20 +360,25 @@ def owen_image(
     names: dict[tuple[int, int], int] = memo[0]
     known: dict[int, float] = memo[1]
 
-    def evaluate(masks: list[np.ndarray], keys: list[int]) -> np.ndarray:
+    def evaluate(masks: np.ndarray, keys: list[int]) -> np.ndarray:
+        """Scores of `masks` `(K, L)` bool, each named by its key."""
         missing = [j for j, key in enumerate(keys) if key not in known]
         if missing:
-            batch = np.asarray([masks[j] for j in missing]).reshape(-1, *shape)
+            batch = masks if len(missing) == len(keys) else masks[missing]
+            batch = batch.reshape(-1, *shape)
             rows = np.full(len(batch), row)
             scores = request.evaluate_blend(fill32, batch, rows, np.zeros_like(rows))
             for j, score in zip(missing, scores, strict=True):
                 known[keys[j]] = float(score)
         return np.array([known[key] for key in keys])
 
-    def grown(mask: np.ndarray, key: int, node: int) -> tuple[np.ndarray, int]:
-        bigger = mask.copy()
-        bigger[indices[indptr[node] : indptr[node + 1]]] = True
-        return bigger, names.setdefault((key, node), len(names) + 2)
+    def grown(
+        mask: np.ndarray, key: int, node: int, out: np.ndarray
+    ) -> tuple[np.ndarray, int]:
+        # written straight into the call's batch: no copy to stack them
+        out[:] = mask
+        out[indices[indptr[node] : indptr[node + 1]]] = True
+        return out, names.setdefault((key, node), len(names) + 2)
 
     # shap seeds numpy's global generator (see `seeded_numpy`); a private one
     # seeded alike draws the same tie-breaks without touching the global one
@@ -385,7 +390,7 @@ def owen_image(
         known.setdefault(0, ends[0])
         known.setdefault(1, ends[1])
     unknown = sum(key not in known for key in (0, 1))
-    f00, f11 = evaluate([nothing, ~nothing], [0, 1])
+    f00, f11 = evaluate(np.stack([nothing, ~nothing]), [0, 1])
 
     def estimate(pending: list[Any]) -> tuple[np.ndarray, float]:
         # what the budget's end does: queued pairs leave their credit on
@@ -408,23 +413,24 @@ def owen_image(
                 dvalues[node] += (high - low) * weight
             break
         work: list[tuple[Item, np.ndarray, int, np.ndarray, int]] = []
-        masks: list[np.ndarray] = []
+        masks = np.empty((masks_per_call, n_leaves), bool)
         keys: list[int] = []
-        while queue and len(masks) < masks_per_call and spent + len(masks) < budget:
+        while queue and len(keys) < masks_per_call and spent + len(keys) < budget:
             item = heapq.heappop(queue)[2]
             m00, k00, low, high, node, weight = item
             if node < n_leaves or clustering[node - n_leaves, 2] < 0:
                 dvalues[node] += (high - low) * weight
                 continue
-            m10, k10 = grown(m00, k00, int(clustering[node - n_leaves, 0]))
-            m01, k01 = grown(m00, k00, int(clustering[node - n_leaves, 1]))
+            j = len(keys)
+            left, right = clustering[node - n_leaves, :2].astype(int)
+            m10, k10 = grown(m00, k00, left, masks[j])
+            m01, k01 = grown(m00, k00, right, masks[j + 1])
             work.append((item, m10, k10, m01, k01))
-            masks += [m10, m01]
             keys += [k10, k01]
         if not work:
             continue
-        out = evaluate(masks, keys)
-        spent += len(masks)
+        out = evaluate(masks[: len(keys)], keys)
+        spent += len(keys)
         for i, ((m00, k00, low, high, node, weight), m10, k10, m01, k01) in enumerate(
             work
         ):
@@ -440,7 +446,7 @@ def owen_image(
             )
             for priority, pushed in pushes:
                 heapq.heappush(queue, (-priority * half, random.randn(), pushed))
-        yield Step(len(masks), functools.partial(estimate, queue))
+        yield Step(len(keys), functools.partial(estimate, queue))
 
     yield Finished((spread(dvalues), float(f00)))
 
