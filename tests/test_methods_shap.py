@@ -495,3 +495,20 @@ def test_kernel_partials_from_kept_sums_match_a_fresh_run(cnn, x):
     )
     assert raised.n_evaluations == 500
     np.testing.assert_allclose(raised.values, fresh.values, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (7, 5, 1), (9, 13, 2)])
+def test_image_tree_is_shaps_node_for_node(shape):
+    """The image partition built without numba is shap's: the same
+    clustering rows and the same leaves under every node, in shap's order."""
+    import shap
+    from shap.utils._masked_model import make_masks
+
+    from ssxwidgets.methods._image_tree import image_tree
+
+    theirs = np.asarray(shap.maskers.Image(np.zeros(shape)).clustering)
+    leaves = make_masks(theirs)
+    clustering, indptr, indices = image_tree(shape)
+    np.testing.assert_array_equal(clustering, theirs)
+    np.testing.assert_array_equal(indptr, leaves.indptr)
+    np.testing.assert_array_equal(indices, leaves.indices)

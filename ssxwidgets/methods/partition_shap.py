@@ -39,6 +39,7 @@ from .._log import logger
 from ..baselines import resolve_baseline
 from ..explanation import Explanation
 from ._base import MethodSpec, Request, check_count, relative_change
+from ._image_tree import image_tree
 from ._sampling import cached_evaluate, cached_evaluations
 
 __all__ = ["SPEC", "owen_image", "run", "validate"]
@@ -292,20 +293,6 @@ def _image_fills(request: Request) -> Callable[[int], np.ndarray] | None:
 # -- Owen values on images, without shap's per-mask overhead -----------------
 
 
-@functools.lru_cache(maxsize=4)
-def _image_tree(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """shap's axis-aligned partition of an image of `shape` `(H, W, C)`: the
-    clustering `(M − 1, 4)` (left, right, distance, size) and, in CSR form
-    (``indptr`` `(2M,)`, ``indices``), the leaves under each of its `2M − 1`
-    nodes."""
-    import shap
-    from shap.utils._masked_model import make_masks
-
-    clustering = np.asarray(shap.maskers.Image(np.zeros(shape)).clustering)
-    leaves = make_masks(clustering)
-    return clustering, np.asarray(leaves.indptr), np.asarray(leaves.indices)
-
-
 @dataclass
 class Step:
     """One batch of the Owen recursion evaluated.
@@ -350,7 +337,7 @@ def owen_image(
     every node's credit is spread evenly over its leaves.
     """
     shape = request.inputs.shape[1:]
-    clustering, indptr, indices = _image_tree(tuple(shape))
+    clustering, indptr, indices = image_tree(tuple(shape))
     n_leaves = len(clustering) + 1
     fill32 = np.asarray(fill, np.float32)[None]
     # scores kept per problem, each coalition named by how it was built (its
@@ -457,7 +444,7 @@ def _leaf_spreader(
     """For an image of `shape`, a function from node credits `(2L − 1,)` to
     leaf values `shape`: each node's credit spread evenly over its leaves,
     added to theirs."""
-    clustering, indptr, indices = _image_tree(shape)
+    clustering, indptr, indices = image_tree(shape)
     n_leaves = len(clustering) + 1
     sizes = clustering[:, 3]
     counts = np.diff(indptr[n_leaves:])
