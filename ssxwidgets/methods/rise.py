@@ -11,9 +11,11 @@ a pixel is ``Σ f(x_M) M / (n_samples · p)``, the paper's Monte-Carlo estimate
 of the expected score given that the pixel is kept.
 
 Masks are never stored: the grids and their scores are kept (see
-`_sampling`) and each block of masks is rebuilt when needed, so memory stays
-flat in ``n_samples``. With ``p = 0.5`` masks come in antithetic pairs
-(``M`` and ``1 − M``, same shift).
+`_sampling`), and masks are built only to be evaluated. The weighted sum is
+kept in grid space, by shift (`MaskMaker.grid_sums`), and turned into an
+image once per partial (`MaskMaker.render`), so memory stays flat in
+``n_samples``. With ``p = 0.5`` masks come in antithetic pairs (``M`` and
+``1 − M``, same shift).
 """
 
 from __future__ import annotations
