@@ -526,9 +526,8 @@ class ModelAdapter:
         rows = np.asarray(rows, np.int32)
         shift_rows = np.asarray(shift_rows, np.int32)
         scales = np.asarray(scales, np.float32)
-        if shifts.shape[1:] != inputs.shape[1:] or not len(rows) == len(
-            shift_rows
-        ) == len(scales):
+        lengths = {len(rows), len(shift_rows), len(scales)}
+        if shifts.shape[1:] != inputs.shape[1:] or len(lengths) != 1:
             raise ValueError(
                 f"shifts must be shaped like the inputs (K, "
                 f"{', '.join(map(str, inputs.shape[1:]))}) and rows, shift_rows "
@@ -703,12 +702,8 @@ class ModelAdapter:
         def graph(
             rows: Any, shift_rows: Any, scales: Any, w: Any, x: Any, s: Any
         ) -> Any:
-            shape = tf.concat(
-                [tf.shape(scales), tf.ones([tf.rank(x) - 1], tf.int32)], 0
-            )
-            points = tf.gather(x, rows) + tf.reshape(scales, shape) * tf.gather(
-                s, shift_rows
-            )
+            factors = tf.reshape(scales, [-1] + [1] * (len(x.shape) - 1))
+            points = tf.gather(x, rows) + factors * tf.gather(s, shift_rows)
             with tf.GradientTape() as tape:
                 tape.watch(points)
                 scores = _reduce(self._outputs(points), w, normalize)

@@ -96,11 +96,13 @@ class Shifted:
     scales: np.ndarray
 
 
-#: ``points(block, input, lo, hi)`` -> samples ``lo..hi-1`` of that block for
-#: that input: either the points `(M, ...)` with what each row's gradient is
-#: multiplied by `(M, D)` (``None``: nothing), or `Shifted` (no multiplier)
-#: what `Points` gives: explicit points and multipliers, or `Shifted`
+#: samples as a `Points` call gives them: the points `(M, ...)` with what
+#: each row's gradient is multiplied by `(M, D)` (``None``: nothing), or
+#: `Shifted` (no multiplier)
 Samples = tuple[np.ndarray, np.ndarray | None] | Shifted
+
+#: ``points(block, input, lo, hi)`` -> samples ``lo..hi-1`` of that block for
+#: that input
 Points = Callable[[int, int, int, int], Samples]
 
 
