@@ -96,19 +96,8 @@ DISPLAY_WAIT_S = 3.0
 #: methods the Compare toggle turns on, the applicable ones of these
 COMPARE_DEFAULT = ("integrated_gradients", "gradcam", "lime", "partition_shap")
 
-_SETTINGS = (
-    "method",
-    "target",
-    "n_samples",
-    "n_segments",
-    "segmentation",
-    "n_steps",
-    "baseline",
-    "noise",
-    "max_evals",
-    "seed",
-    "methods",
-)
+#: view traits whose change starts a new run: the method parameters and these
+_SETTINGS = ("method", "target", *controls.PARAMETERS, "seed", "methods")
 _LINKED = (
     "method",
     "n_samples",
